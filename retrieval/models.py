@@ -1,0 +1,100 @@
+"""Typed requests and responses of the retrieval service: the boundary every interface shares
+(Python API, CLI ``--json``, HTTP, the UI and the evals)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from retrieval.settings import FusionKind
+
+
+class SearchFilters(BaseModel):
+    """What a caller may narrow a search to. Access groups are never part of a request:
+    the service takes them from the caller's identity."""
+
+    model_config = {"extra": "forbid"}
+
+    file_types: list[str] | None = Field(default=None, description="e.g. ['pdf', 'md']")
+    path_prefix: str | None = Field(default=None, description="folder relative to the ingested root")
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    sources: list[str] | None = None
+
+
+class SearchRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    query: str = Field(min_length=1, max_length=2000)
+    top_k: int | None = Field(default=None, ge=1, le=1000)
+    fusion: FusionKind | None = None
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    rerank: bool = True
+    prefetch_limit: int | None = Field(default=None, ge=1, le=1000)
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+
+class StageScore(BaseModel):
+    score: float
+    rank: int  # 1-based
+
+
+class StageScores(BaseModel):
+    dense: StageScore | None = None  # cosine similarity
+    sparse: StageScore | None = None  # BM25
+    fused: StageScore | None = None
+    rerank: StageScore | None = None
+
+
+class Hit(BaseModel):
+    id: str
+    doc_id: str
+    source: str
+    path: str
+    title: str
+    section: str
+    page: int | None
+    chunk_index: int
+    file_type: str
+    text: str
+    scores: StageScores
+
+
+class ContextBlock(BaseModel):
+    n: int  # the citation number, 1-based
+    doc_id: str
+    path: str
+    title: str
+    section: str
+    page: int | None
+    chunk_ids: list[str]  # the chunks joined into this block, in document order
+    text: str
+    tokens: int
+
+
+class DroppedHit(BaseModel):
+    id: str
+    path: str
+    reason: Literal["threshold", "duplicate", "budget", "per_document", "max_blocks"]
+
+
+class RerankInfo(BaseModel):
+    reranker: str  # "cross-encoder:<model>", "cohere:<model>" or "none"
+    applied: bool
+    note: str | None = None  # why it was not applied, when it was not
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[Hit]
+    rerank: RerankInfo
+    timings_ms: dict[str, float]
+
+
+class ContextResponse(SearchResponse):
+    blocks: list[ContextBlock]
+    dropped: list[DroppedHit]
+    token_budget: int
+    tokens_used: int

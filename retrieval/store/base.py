@@ -1,0 +1,72 @@
+"""One storage interface with two Qdrant backends (embedded engine, server client)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Protocol, Sequence
+
+from retrieval.schema import ChunkPoint, Filter, HybridQuery, HybridResult, ScoredPoint
+
+
+class StoreError(RuntimeError):
+    """A storage problem a user can act on; the message says what to do."""
+
+
+class IndexLockedError(StoreError):
+    pass
+
+
+class CollectionMissingError(StoreError):
+    pass
+
+
+class IndexStore(Protocol):
+    """What ingestion writes through and search reads through.
+
+    ``collection`` may be an alias; every method resolves it.
+    """
+
+    def collection_exists(self, collection: str) -> bool: ...
+
+    def create_chunk_collection(self, collection: str, dense_size: int) -> None:
+        """Named dense vector (cosine) + named sparse vector (IDF) + payload indexes."""
+
+    def create_record_collection(self, collection: str) -> None:
+        """Payload-only records (no vectors), with a keyword index on ``source``."""
+
+    def delete_collection(self, collection: str) -> None: ...
+
+    def list_collections(self) -> list[str]: ...
+
+    def upsert_chunks(self, collection: str, points: Sequence[ChunkPoint]) -> None: ...
+
+    def upsert_records(self, collection: str, records: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+
+    def delete(self, collection: str, filter: Filter) -> None: ...
+
+    def delete_ids(self, collection: str, ids: Sequence[str]) -> None: ...
+
+    def set_payload(self, collection: str, payload: dict[str, Any], filter: Filter) -> None: ...
+
+    def scroll(
+        self, collection: str, filter: Filter | None = None, fields: Sequence[str] | None = None
+    ) -> Iterator[ScoredPoint]:
+        """Every matching point (score 0), payload limited to ``fields`` when given."""
+
+    def retrieve(self, collection: str, ids: Sequence[str]) -> list[ScoredPoint]: ...
+
+    def count(self, collection: str, filter: Filter | None = None) -> int: ...
+
+    def hybrid_query(self, collection: str, query: HybridQuery) -> HybridResult: ...
+
+    def flush(self) -> None:
+        """Make every write so far durable."""
+
+    def optimize(self, collection: str) -> None:
+        """Build search indexes (HNSW) after bulk writes; a no-op where the server does it."""
+
+    # aliases: a stable name that can be switched atomically to a freshly built collection
+    def set_alias(self, alias: str, collection: str) -> None: ...
+
+    def aliases(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,248 @@
+"""Server backend: a Qdrant server (or cluster) through qdrant-client.
+
+Tests run it against qdrant-client's local mode, which speaks the same API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+from qdrant_client import QdrantClient, models
+
+from retrieval.schema import (
+    DENSE_VECTOR,
+    FLOAT_INDEXES,
+    KEYWORD_INDEXES,
+    SPARSE_VECTOR,
+    ChunkPoint,
+    Filter,
+    HybridQuery,
+    HybridResult,
+    MatchAny,
+    Range,
+    ScoredPoint,
+)
+from retrieval.store.base import CollectionMissingError, StoreError
+
+_SCROLL_PAGE = 1000
+
+
+def _to_filter(spec: Filter | None) -> models.Filter | None:
+    if spec is None or not (spec.must or spec.must_not):
+        return None
+
+    def condition(c) -> models.FieldCondition:
+        if isinstance(c, MatchAny):
+            return models.FieldCondition(key=c.key, match=models.MatchAny(any=list(c.values)))
+        if isinstance(c, Range):
+            return models.FieldCondition(key=c.key, range=models.Range(gte=c.gte, lte=c.lte))
+        raise TypeError(f"unsupported filter condition {c!r}")
+
+    return models.Filter(
+        must=[condition(c) for c in spec.must] or None,
+        must_not=[condition(c) for c in spec.must_not] or None,
+    )
+
+
+def _scored(points) -> list[ScoredPoint]:
+    return [ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in points]
+
+
+def _fusion(spec) -> models.Query:
+    if spec.kind == "dbsf":
+        return models.FusionQuery(fusion=models.Fusion.DBSF)
+    weights = list(spec.weights) if spec.weights else None
+    return models.RrfQuery(rrf=models.Rrf(k=spec.k, weights=weights))
+
+
+class ServerStore:
+    def __init__(
+        self,
+        client: QdrantClient,
+        shards: int = 1,
+        replication_factor: int = 1,
+        on_disk: bool = False,
+    ) -> None:
+        self.client = client
+        self.shards = shards
+        self.replication_factor = replication_factor
+        self.on_disk = on_disk
+        self._known: set[str] = set()
+
+    @classmethod
+    def connect(cls, url: str, api_key: str | None = None, **kwargs) -> "ServerStore":
+        try:
+            client = QdrantClient(url=url, api_key=api_key, timeout=30)
+            client.get_collections()
+        except Exception as exc:
+            raise StoreError(
+                f"cannot reach the Qdrant server at {url} ({exc}). Start it "
+                "(`docker compose up -d qdrant`) or unset QDRANT_URL to use the embedded index."
+            ) from exc
+        return cls(client, **kwargs)
+
+    # --- collections -----------------------------------------------------------------
+    # Names are passed to the server as given: the server resolves aliases itself, so an
+    # alias switch is seen by the next request.
+    def collection_exists(self, collection: str) -> bool:
+        return self.client.collection_exists(collection) or collection in self.aliases()
+
+    def _require(self, collection: str) -> str:
+        if collection not in self._known:
+            if not self.collection_exists(collection):
+                raise CollectionMissingError(
+                    f"collection '{collection}' does not exist on the Qdrant server: "
+                    "run `cairn ingest FOLDER` first"
+                )
+            self._known.add(collection)
+        return collection
+
+    def create_chunk_collection(self, collection: str, dense_size: int) -> None:
+        self.client.create_collection(
+            collection,
+            vectors_config={
+                DENSE_VECTOR: models.VectorParams(size=dense_size, distance=models.Distance.COSINE, on_disk=self.on_disk)
+            },
+            sparse_vectors_config={
+                SPARSE_VECTOR: models.SparseVectorParams(
+                    modifier=models.Modifier.IDF, index=models.SparseIndexParams(on_disk=self.on_disk)
+                )
+            },
+            shard_number=self.shards,
+            replication_factor=self.replication_factor,
+            on_disk_payload=self.on_disk,
+        )
+        for field in KEYWORD_INDEXES:
+            self.client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+        for field in FLOAT_INDEXES:
+            self.client.create_payload_index(collection, field, models.PayloadSchemaType.FLOAT)
+
+    def create_record_collection(self, collection: str) -> None:
+        self.client.create_collection(
+            collection,
+            vectors_config={},
+            shard_number=self.shards,
+            replication_factor=self.replication_factor,
+        )
+        self.client.create_payload_index(collection, "source", models.PayloadSchemaType.KEYWORD)
+
+    def delete_collection(self, collection: str) -> None:
+        self._known.discard(collection)
+        self.client.delete_collection(self.aliases().get(collection, collection))
+
+    def list_collections(self) -> list[str]:
+        return sorted(c.name for c in self.client.get_collections().collections)
+
+    # --- writes (wait=True: a returned call is durably applied) -----------------------
+    def upsert_chunks(self, collection: str, points: Sequence[ChunkPoint]) -> None:
+        if not points:
+            return
+        self.client.upsert(
+            self._require(collection),
+            points=[
+                models.PointStruct(
+                    id=p.id,
+                    vector={
+                        DENSE_VECTOR: list(map(float, p.dense)),
+                        SPARSE_VECTOR: models.SparseVector(indices=list(p.sparse.indices), values=list(p.sparse.values)),
+                    },
+                    payload=p.payload,
+                )
+                for p in points
+            ],
+            wait=True,
+        )
+
+    def upsert_records(self, collection: str, records: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        if records:
+            self.client.upsert(
+                self._require(collection),
+                points=[models.PointStruct(id=rid, vector={}, payload=payload) for rid, payload in records],
+                wait=True,
+            )
+
+    def delete(self, collection: str, filter: Filter) -> None:
+        self.client.delete(self._require(collection), points_selector=models.FilterSelector(filter=_to_filter(filter)), wait=True)
+
+    def delete_ids(self, collection: str, ids: Sequence[str]) -> None:
+        if ids:
+            self.client.delete(self._require(collection), points_selector=models.PointIdsList(points=list(ids)), wait=True)
+
+    def set_payload(self, collection: str, payload: dict[str, Any], filter: Filter) -> None:
+        self.client.set_payload(self._require(collection), payload=payload, points=_to_filter(filter), wait=True)
+
+    def flush(self) -> None:
+        """Writes are made with wait=True, so nothing is pending."""
+
+    def optimize(self, collection: str) -> None:
+        """The server builds its indexes in the background."""
+
+    # --- reads -----------------------------------------------------------------------
+    def scroll(self, collection: str, filter: Filter | None = None, fields: Sequence[str] | None = None) -> Iterator[ScoredPoint]:
+        name = self._require(collection)
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                name,
+                scroll_filter=_to_filter(filter),
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=list(fields) if fields else True,
+                with_vectors=False,
+            )
+            for r in records:
+                yield ScoredPoint(id=str(r.id), score=0.0, payload=r.payload or {})
+            if offset is None:
+                return
+
+    def retrieve(self, collection: str, ids: Sequence[str]) -> list[ScoredPoint]:
+        if not ids:
+            return []
+        records = self.client.retrieve(self._require(collection), ids=list(ids), with_payload=True)
+        return [ScoredPoint(id=str(r.id), score=0.0, payload=r.payload or {}) for r in records]
+
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        return self.client.count(self._require(collection), count_filter=_to_filter(filter), exact=True).count
+
+    def hybrid_query(self, collection: str, query: HybridQuery) -> HybridResult:
+        name = self._require(collection)
+        flt = _to_filter(query.filter)
+        stages: list[tuple[str, models.Prefetch]] = []
+        if query.dense is not None:
+            stages.append(("dense", models.Prefetch(query=list(query.dense), using=DENSE_VECTOR, limit=query.prefetch_limit, filter=flt)))
+        if query.sparse is not None:
+            sparse = models.SparseVector(indices=list(query.sparse.indices), values=list(query.sparse.values))
+            stages.append(("sparse", models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=query.prefetch_limit, filter=flt)))
+        if not stages:
+            raise ValueError("a hybrid query needs a dense or a sparse vector")
+        requests = [
+            models.QueryRequest(query=p.query, using=p.using, limit=p.limit, filter=flt, with_payload=True)
+            for _, p in stages
+        ]
+        if len(stages) == 2:
+            requests.append(
+                models.QueryRequest(
+                    prefetch=[p for _, p in stages], query=_fusion(query.fusion), limit=query.limit, filter=flt, with_payload=True
+                )
+            )
+        responses = self.client.query_batch_points(name, requests=requests)
+        by_stage = {stage: _scored(responses[i].points) for i, (stage, _) in enumerate(stages)}
+        fused = _scored(responses[-1].points) if len(stages) == 2 else next(iter(by_stage.values()))[: query.limit]
+        return HybridResult(fused=fused, dense=by_stage.get("dense", []), sparse=by_stage.get("sparse", []))
+
+    # --- aliases ---------------------------------------------------------------------
+    def aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        # delete + create in one request: the server switches the alias atomically
+        operations: list[Any] = []
+        if alias in self.aliases():
+            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        operations.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias))
+        )
+        self.client.update_collection_aliases(change_aliases_operations=operations)
+
+    def close(self) -> None:
+        self.client.close()
