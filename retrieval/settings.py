@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     max_file_mb: float = 50.0  # bigger files are reported and skipped
     parse_timeout_s: float = 120.0  # a parse running longer is abandoned, the run goes on
     acl_file_name: str = "cairn-acl.yaml"
+    parse_workers: int = Field(default=1, ge=1)  # one core parses while the other embeds
+    ingest_write_batch: int = Field(default=256, ge=1)  # chunks encoded and upserted together
 
     # --- search --------------------------------------------------------------------------
     prefetch_limit: int = Field(default=50, ge=1, le=1000)  # candidates per retriever
@@ -74,9 +76,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("COHERE_API_KEY", "CAIRN_COHERE_API_KEY")
     )
     cohere_rerank_model: str = "rerank-v3.5"
+    rerank_timeout_s: float = 10.0  # a remote reranker slower than this is skipped (fused order)
 
     # --- context assembly ----------------------------------------------------------------
-    context_min_score: float | None = None  # drop hits whose best stage score is below it
+    # Drop reranked hits whose rerank score is below it; unused without a reranker, since
+    # fused (RRF) scores are rank-based and say nothing absolute about relevance.
+    context_min_score: float | None = None
     context_token_budget: int = 1500  # in the answer model's tokens
     context_max_blocks: int = 8
     context_neighbours: int = 1  # chunks either side of a hit joined when they fit
@@ -85,19 +90,27 @@ class Settings(BaseSettings):
 
     # --- answers -------------------------------------------------------------------------
     llm_providers: list[str] = ["local", "extractive"]  # fallback chain, first answers first
+    # The longest wait for a provider's first token or its next one; a provider still producing
+    # is never cut off (llm_max_tokens bounds the length), a silent one is given up on.
     llm_timeout_s: float = 120.0
     llm_max_tokens: int = 400
     llm_model_dir: Path = Path("data/models/llm")  # assembled GGUF files (git-ignored)
     llm_local_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     llm_context_window: int = 4096
     llm_threads: int = 2
+    llm_temperature: float = 0.0  # grounded answers: greedy decoding, no sampling creativity
+    llm_rewrite_followups: bool = True  # rewrite follow-ups into standalone queries with the LLM
     cohere_chat_model: str = "command-r-08-2024"
+    cohere_base_url: str | None = None  # None: Cohere's public API; set for a proxy (or a test)
     openai_base_url: str | None = None  # any OpenAI-compatible endpoint (Ollama, vLLM...)
     openai_api_key: SecretStr | None = None
     openai_model: str = "qwen2.5:1.5b"
 
     # --- service and access --------------------------------------------------------------
     identities_file: Path | None = None  # YAML: API keys -> user and groups
+    # Groups of callers without a key when no identities file is set: safe by default, so a
+    # document labelled with any other group stays hidden until identities are configured.
+    anonymous_groups: list[str] = ["public"]
     api_url: str | None = None  # the UI talks HTTP to this service when set
     host: str = "127.0.0.1"
     port: int = 8000

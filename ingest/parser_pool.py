@@ -1,0 +1,183 @@
+"""Parse files in worker processes, ahead of the embedding, with a per-file timeout.
+
+A dispatcher thread keeps the workers busy while the main thread embeds the previous files,
+so both cores work. A parse that runs past the timeout is abandoned: its worker is killed and
+replaced, and the file is reported as failed. The run goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Iterable, Iterator
+
+from ingest.parsing import ParsedDocument, ParseError
+
+
+@dataclass(frozen=True)
+class ParseJob:
+    key: str  # the file's relative path
+    path: str
+    file_type: str
+
+
+@dataclass(frozen=True)
+class ParseOutcome:
+    job: ParseJob
+    document: ParsedDocument | None
+    error: str | None
+
+
+def _worker_main(conn: Connection) -> None:
+    from retrieval.runtime import configure_runtime
+
+    configure_runtime()
+    from ingest.parsing import parse_file
+
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            conn.send(("ok", parse_file(job.path, job.file_type)))
+        except ParseError as exc:
+            conn.send(("error", str(exc)))
+        except Exception as exc:  # anything else still must not stop the run
+            conn.send(("error", f"unexpected parser error ({type(exc).__name__}: {exc})"))
+
+
+class _Worker:
+    def __init__(self, context) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: ParseJob | None = None
+        self.started = 0.0
+
+    def submit(self, job: ParseJob) -> None:
+        self.job, self.started = job, time.monotonic()
+        self.conn.send(job)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+class ParserPool:
+    def __init__(self, workers: int, timeout_s: float, read_ahead: int = 8) -> None:
+        self.workers = max(1, workers)
+        self.timeout_s = timeout_s
+        self.read_ahead = read_ahead
+        # spawn: the workers never inherit the parent's torch threads or open index
+        self._context = mp.get_context("spawn")
+        self._workers: list[_Worker] = []  # kept between runs: each start imports unstructured
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
+
+    def __enter__(self) -> "ParserPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def parse(self, jobs: Iterable[ParseJob]) -> Iterator[ParseOutcome]:
+        """Outcomes in completion order; at most ``read_ahead`` parsed documents wait."""
+        results: queue.Queue[ParseOutcome | None] = queue.Queue(maxsize=self.read_ahead)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._dispatch, args=(list(jobs), results, stop), daemon=True)
+        thread.start()
+        try:
+            while (outcome := results.get()) is not None:
+                yield outcome
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a dispatcher waiting on a full queue
+                try:
+                    results.get_nowait()
+                except queue.Empty:
+                    pass
+                thread.join(0.1)
+
+    def _dispatch(self, pending: list[ParseJob], results: queue.Queue, stop: threading.Event) -> None:
+        pending.reverse()  # pop() from the end keeps the given order
+        while pending and len(self._workers) < self.workers:
+            self._workers.append(_Worker(self._context))
+        workers = self._workers
+
+        def put(outcome: ParseOutcome) -> bool:
+            while not stop.is_set():
+                try:
+                    results.put(outcome, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for worker in workers:
+                if pending:
+                    worker.submit(pending.pop())
+            while any(w.job for w in workers) and not stop.is_set():
+                busy = {w.conn: w for w in workers if w.job}
+                ready = wait(list(busy), timeout=0.5)
+                for conn in ready:
+                    worker = busy[conn]
+                    job = worker.job
+                    try:
+                        status, value = conn.recv()
+                    except (EOFError, OSError):  # the worker died (e.g. out of memory)
+                        status, value = "error", "the parser process died while reading this file"
+                        self._replace(workers, worker)
+                        worker = workers[-1]
+                    outcome = ParseOutcome(job, value if status == "ok" else None, None if status == "ok" else value)
+                    worker.job = None
+                    if not put(outcome):
+                        return
+                    if pending:
+                        worker.submit(pending.pop())
+                now = time.monotonic()
+                for worker in [w for w in workers if w.job and now - w.started > self.timeout_s]:
+                    job = worker.job
+                    self._replace(workers, worker)
+                    reason = f"parsing took longer than {self.timeout_s:g} s and was abandoned (CAIRN_PARSE_TIMEOUT_S)"
+                    if not put(ParseOutcome(job, None, reason)):
+                        return
+                    if pending:
+                        workers[-1].submit(pending.pop())
+        finally:
+            for worker in [w for w in workers if w.job]:  # stopped mid-file: not reusable
+                worker.kill()
+                workers.remove(worker)
+            while True:
+                try:
+                    results.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    if stop.is_set():
+                        break
+
+    def _replace(self, workers: list[_Worker], worker: _Worker) -> None:
+        worker.kill()
+        workers.remove(worker)
+        workers.append(_Worker(self._context))
