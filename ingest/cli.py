@@ -21,7 +21,7 @@ from retrieval.store import IndexLockedError, StoreError, open_store
 # Exit codes: 0 every file indexed, 1 some files failed, 2 usage error, 3 index unavailable.
 EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INDEX_UNAVAILABLE = 1, 2, 3
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per error: greppable in logs
 
 
 def _settings(**overrides) -> Settings:

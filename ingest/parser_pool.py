@@ -37,7 +37,9 @@ def _worker_main(conn: Connection) -> None:
 
     configure_runtime()
     from ingest.parsing import parse_file
+    import unstructured.partition.auto  # noqa: F401  (import cost paid before the first job)
 
+    conn.send(("ready", None))
     while True:
         try:
             job = conn.recv()
@@ -61,6 +63,7 @@ class _Worker:
         child.close()
         self.job: ParseJob | None = None
         self.started = 0.0
+        self.ready = False  # set when the worker has imported the parsers
 
     def submit(self, job: ParseJob) -> None:
         self.job, self.started = job, time.monotonic()
@@ -135,26 +138,31 @@ class ParserPool:
             return False
 
         try:
+            if not pending:
+                return
             for worker in workers:
-                if pending:
+                if worker.ready and pending:
                     worker.submit(pending.pop())
-            while any(w.job for w in workers) and not stop.is_set():
-                busy = {w.conn: w for w in workers if w.job}
-                ready = wait(list(busy), timeout=0.5)
-                for conn in ready:
-                    worker = busy[conn]
+            while any(w.job or not w.ready for w in workers) and not stop.is_set():
+                waiting = {w.conn: w for w in workers if w.job or not w.ready}
+                for conn in wait(list(waiting), timeout=0.5):
+                    worker = waiting[conn]
                     job = worker.job
                     try:
                         status, value = conn.recv()
                     except (EOFError, OSError):  # the worker died (e.g. out of memory)
-                        status, value = "error", "the parser process died while reading this file"
                         self._replace(workers, worker)
+                        if job is None:
+                            raise RuntimeError("a parser process could not start; see the error above")
+                        status, value = "error", "the parser process died while reading this file"
                         worker = workers[-1]
-                    outcome = ParseOutcome(job, value if status == "ok" else None, None if status == "ok" else value)
-                    worker.job = None
-                    if not put(outcome):
-                        return
-                    if pending:
+                    if status == "ready":
+                        worker.ready = True
+                    else:
+                        worker.job = None
+                        if not put(ParseOutcome(job, value if status == "ok" else None, None if status == "ok" else value)):
+                            return
+                    if worker.ready and worker.job is None and pending:
                         worker.submit(pending.pop())
                 now = time.monotonic()
                 for worker in [w for w in workers if w.job and now - w.started > self.timeout_s]:
@@ -163,8 +171,8 @@ class ParserPool:
                     reason = f"parsing took longer than {self.timeout_s:g} s and was abandoned (CAIRN_PARSE_TIMEOUT_S)"
                     if not put(ParseOutcome(job, None, reason)):
                         return
-                    if pending:
-                        workers[-1].submit(pending.pop())
+                if not pending and not any(w.job for w in workers):
+                    return
         finally:
             for worker in [w for w in workers if w.job]:  # stopped mid-file: not reusable
                 worker.kill()

@@ -99,10 +99,17 @@ def read_text(file: Path) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
+    matches = list(from_bytes(data))
+    if not matches:
         raise ParseError("not UTF-8 and no text encoding could be detected; re-save the file as UTF-8")
-    return str(best)
+    # Detection cannot tell the Latin code pages apart on short texts; Windows-1252 is by far
+    # the most common of them in office documents, so it wins when it is about as plausible.
+    best = matches[0]
+    western = next((m for m in matches if m.encoding == "cp1252" and m.chaos <= best.chaos + _CHAOS_TOLERANCE), None)
+    return str(western or best)
+
+
+_CHAOS_TOLERANCE = 0.05
 
 
 def _check_pdf(file: Path) -> None:

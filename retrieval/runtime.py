@@ -15,6 +15,7 @@ _OFFLINE_DEFAULTS = {
     "DO_NOT_TRACK": "true",
     "UNSTRUCTURED_DISABLE_NOTICE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     # Chunking counts tokens of whole sections on purpose; the length warning is noise.
     "TRANSFORMERS_VERBOSITY": "error",
 }
