@@ -46,7 +46,7 @@ ingest-sample: setup
 	$(VENV)/bin/cairn ingest data/sample
 
 run: setup ingest-sample
-	@echo "Sample corpus indexed."
+	$(VENV)/bin/cairn ui
 
 test: setup
 	$(VENV)/bin/pytest -q

@@ -17,8 +17,9 @@ def _register() -> None:
     from ingest import cli as ingest_cli
     from retrieval import cli as retrieval_cli
     from retrieval.answer import cli as answer_cli
+    from retrieval.reranker_training import cli as reranker_training_cli
 
-    for part in (ingest_cli, retrieval_cli, answer_cli, evals_cli, app_cli):
+    for part in (ingest_cli, retrieval_cli, answer_cli, evals_cli, app_cli, reranker_training_cli):
         part.register(app)
 
 

@@ -161,5 +161,8 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from ingest import index_admin  # list, reindex, switch, drop, snapshot: see that module
+
+    index_admin.register(index_app)
     app.command("ingest")(ingest)
     app.add_typer(index_app, name="index")

@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     # document labelled with any other group stays hidden until identities are configured.
     anonymous_groups: list[str] = ["public"]
     api_url: str | None = None  # the UI talks HTTP to this service when set
+    api_key: SecretStr | None = None  # the key the UI sends to api_url (the CLI's --api-key reads it too)
     host: str = "127.0.0.1"
     port: int = 8000
 

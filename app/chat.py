@@ -1,0 +1,49 @@
+"""The conversation the page keeps in `st.session_state`: one `Turn` per question, filled from
+a client's event stream while the answer's tokens are shown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from app.client import MAX_HISTORY_TURNS, ChatEvent, RetrievalEvent
+from retrieval.answer.models import AnswerResponse, ChatTurn, ContextEvent, FinalEvent, ResetEvent, TokenEvent
+from retrieval.models import ContextResponse
+
+
+@dataclass
+class Turn:
+    question: str
+    response: AnswerResponse | None = None
+    retrieval: ContextResponse | None = None
+    rewritten_query: str | None = None
+    resets: list[str] = field(default_factory=list)  # providers that failed mid-answer, and why
+    error: str | None = None  # what went wrong instead of an answer, in plain words
+
+
+def history_of(turns: Sequence[Turn]) -> list[ChatTurn]:
+    """The earlier questions and answers a follow-up is read against (failed turns left out)."""
+    history: list[ChatTurn] = []
+    for turn in turns:
+        if turn.response is not None:
+            history.append(ChatTurn(role="user", content=turn.question))
+            history.append(ChatTurn(role="assistant", content=turn.response.answer))
+    return history[-MAX_HISTORY_TURNS:]
+
+
+def stream_into(turn: Turn, events: Iterator[ChatEvent]) -> Iterator[str]:
+    """The answer's text as it is generated (for `st.write_stream`), filling ``turn`` from the
+    other events on the way."""
+    for event in events:
+        if isinstance(event, TokenEvent):
+            yield event.text
+        elif isinstance(event, ResetEvent):
+            turn.resets.append(f"{event.provider}: {event.error}")
+            # Text cannot be taken back mid-stream; the final answer replaces it when done.
+            yield f"\n\n*({event.provider} stopped mid-answer; the next provider answers.)*\n\n"
+        elif isinstance(event, RetrievalEvent):
+            turn.retrieval = event.retrieval
+        elif isinstance(event, ContextEvent):
+            turn.rewritten_query = event.rewritten_query
+        elif isinstance(event, FinalEvent):
+            turn.response = event.response

@@ -1,0 +1,343 @@
+"""The one client the chat page talks to, with two implementations: the retrieval and answer
+services in this process over the embedded index (the default), or the HTTP API when
+``CAIRN_API_URL`` is set. The page holds no search logic: it shows what a client returns.
+
+Errors a person can act on arrive as `ClientError`, whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from retrieval.access import ANONYMOUS_USER, Identities, IdentitiesFileError, Identity
+from retrieval.answer.models import (
+    AnswerEvent,
+    AnswerRequest,
+    ChatTurn,
+    ContextEvent,
+    FinalEvent,
+    ResetEvent,
+    TokenEvent,
+)
+from retrieval.models import (
+    ContextRequest,
+    ContextResponse,
+    DocumentInfo,
+    DocumentsResponse,
+    HealthResponse,
+    SearchFilters,
+    SearchRequest,
+    SearchResponse,
+)
+from retrieval.settings import FusionKind, Settings
+from retrieval.store import StoreError
+
+# AnswerRequest accepts at most 50 earlier turns; the last few carry a conversation's topic.
+MAX_HISTORY_TURNS = 20
+
+
+class ClientError(Exception):
+    """Something the person at the page can act on: the message says what happened and what to do."""
+
+
+class RetrievalEvent(BaseModel):
+    """The whole retrieval behind an answer: every candidate with its stage scores, the hits
+    left out of the context and why, the time per stage. (The answer stream's context event
+    carries only the blocks that were kept.)"""
+
+    type: Literal["retrieval"] = "retrieval"
+    retrieval: ContextResponse
+
+
+ChatEvent = ContextEvent | RetrievalEvent | TokenEvent | ResetEvent | FinalEvent
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    """Per-question retrieval choices from the sidebar (None: the service's setting)."""
+
+    top_k: int | None = None
+    fusion: FusionKind | None = None
+    rerank: bool = True
+    provider: str | None = None  # None: the configured fallback chain
+
+
+class CairnClient(Protocol):
+    description: str  # where answers come from, in words, for the sidebar
+    tunable_retrieval: bool  # whether fusion and rerank choices reach the answer itself
+
+    def users(self) -> list[str]:
+        """The identities the page may act as; [] when the page cannot choose (no identities
+        file, or the HTTP service decides from CAIRN_API_KEY)."""
+
+    def health(self, user: str | None = None) -> HealthResponse: ...
+
+    def documents(self, user: str | None = None) -> list[DocumentInfo]: ...
+
+    def search(self, request: SearchRequest, user: str | None = None) -> SearchResponse: ...
+
+    def ask_stream(
+        self,
+        question: str,
+        history: Sequence[ChatTurn],
+        filters: SearchFilters,
+        options: AskOptions,
+        user: str | None = None,
+    ) -> Iterator[ChatEvent]:
+        """A RetrievalEvent and a ContextEvent (in either order), TokenEvents (a ResetEvent when
+        a provider fails mid-answer), then the FinalEvent; `ClientError` when retrieval fails."""
+
+
+def client_from_settings(settings: Settings) -> CairnClient:
+    """HTTP when CAIRN_API_URL is set, else the services in this process."""
+    if settings.api_url:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        return HttpClient(settings.api_url, api_key=key)
+    return InProcessClient.from_settings(settings)
+
+
+@contextmanager
+def _plain_store_errors() -> Iterator[None]:
+    # Store errors already say what to do (`cairn ingest FOLDER`, stop the other process...).
+    try:
+        yield
+    except StoreError as exc:
+        raise ClientError(str(exc)) from None
+
+
+# --- in this process ----------------------------------------------------------------------------
+
+
+class InProcessClient:
+    tunable_retrieval = True
+
+    def __init__(self, search, answers, identities: Identities) -> None:
+        self.search_service = search  # retrieval.service.SearchService
+        self.answers = answers  # retrieval.answer.service.AnswerService
+        self.identities = identities
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "InProcessClient":
+        """Loads the models and opens the index once (the page caches the client per process)."""
+        from retrieval.answer.service import AnswerService
+        from retrieval.service import SearchService
+
+        try:
+            identities = Identities.from_settings(settings)
+            answers = AnswerService(None, settings)  # an unknown provider fails before models load
+            answers.search = SearchService.from_settings(settings)
+        except (IdentitiesFileError, ValueError, StoreError) as exc:
+            raise ClientError(str(exc)) from None
+        return cls(answers.search, answers, identities)
+
+    @property
+    def description(self) -> str:
+        settings = self.search_service.settings
+        where = settings.qdrant_url if settings.uses_server else settings.data_dir
+        return f"this process ({self.search_service.backend} index at {where}, collection '{settings.collection}')"
+
+    def users(self) -> list[str]:
+        if not self.identities.keys_configured:
+            return []
+        anonymous = [ANONYMOUS_USER] if self.identities.anonymous else []
+        return anonymous + [entry.user for entry in self.identities.config.users]
+
+    def _identity(self, user: str | None) -> Identity:
+        """The page runs next to the identities file, so it acts as a configured user by name."""
+        if user in (None, ANONYMOUS_USER):
+            if self.identities.anonymous is None:
+                raise ClientError("Anonymous access is off in CAIRN_IDENTITIES_FILE: pick a user in the sidebar.")
+            return self.identities.anonymous
+        for entry in self.identities.config.users:
+            if entry.user == user:
+                return Identity(entry.user, tuple(entry.groups))
+        raise ClientError(f"Unknown user '{user}': pick one of the users of CAIRN_IDENTITIES_FILE in the sidebar.")
+
+    def health(self, user: str | None = None) -> HealthResponse:
+        return self.search_service.health(self._identity(user))
+
+    def documents(self, user: str | None = None) -> list[DocumentInfo]:
+        with _plain_store_errors():
+            return self.search_service.documents(self._identity(user))
+
+    def search(self, request: SearchRequest, user: str | None = None) -> SearchResponse:
+        with _plain_store_errors():
+            return self.search_service.search(request, self._identity(user))
+
+    def ask_stream(
+        self,
+        question: str,
+        history: Sequence[ChatTurn],
+        filters: SearchFilters,
+        options: AskOptions,
+        user: str | None = None,
+    ) -> Iterator[ChatEvent]:
+        # AnswerService.stream retrieves with the default fusion and reranking; to honour the
+        # sidebar and keep every candidate's scores, retrieve here and answer from those blocks.
+        identity = self._identity(user)
+        started = time.perf_counter()
+        with _plain_store_errors():
+            rewritten = self.answers.rewrite(question, history, options.provider)
+            timings: dict[str, float] = {}
+            if rewritten is not None:
+                timings["rewrite_ms"] = _ms(started)
+            step = time.perf_counter()
+            request = SearchRequest(
+                query=rewritten.query if rewritten else question,
+                top_k=options.top_k,
+                fusion=options.fusion,
+                rerank=options.rerank,
+                filters=filters,
+            )
+            retrieval = self.search_service.context(request, identity)
+            timings["retrieval_ms"] = _ms(step)
+            timings |= {f"search_{name}": value for name, value in retrieval.timings_ms.items()}
+        yield RetrievalEvent(retrieval=retrieval)
+        yield from self.answers.stream_from_context(
+            question,
+            retrieval.blocks,
+            history=history,
+            provider=options.provider,
+            rewritten=rewritten,
+            timings=timings,
+            started=started,
+        )
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+_ANSWER_EVENT: TypeAdapter = TypeAdapter(AnswerEvent)
+
+
+def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event name, data) pairs of a text/event-stream, one per blank-line-terminated event."""
+    name, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield name, "\n".join(data)
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+    if data:
+        yield name, "\n".join(data)
+
+
+class HttpClient:
+    """The Cairn HTTP API (`cairn serve`); the service resolves the API key to a user."""
+
+    tunable_retrieval = False  # POST /answer takes top_k and filters only
+
+    def __init__(self, base_url: str, api_key: str | None = None, answer_timeout_s: float = 600.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"X-API-Key": api_key} if api_key else {}
+        # Connecting is quick or hopeless; an answer may wait on a local model for minutes.
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(30.0, connect=5.0))
+        self._answer_timeout = httpx.Timeout(answer_timeout_s, connect=5.0)
+
+    @property
+    def description(self) -> str:
+        return f"the Cairn service at {self.base_url}"
+
+    def users(self) -> list[str]:
+        return []
+
+    @contextmanager
+    def _plain_http_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except httpx.ConnectError:
+            raise ClientError(
+                f"Cannot reach the Cairn service at {self.base_url}: start it with `cairn serve`, "
+                "or unset CAIRN_API_URL to search in this process."
+            ) from None
+        except httpx.TimeoutException:
+            raise ClientError(f"The Cairn service at {self.base_url} did not answer in time: try again.") from None
+        except httpx.HTTPError as exc:
+            raise ClientError(f"The connection to the Cairn service at {self.base_url} failed: {exc}") from None
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            detail = response.json().get("detail", response.text)
+        except (ValueError, AttributeError):
+            detail = response.text
+        if response.status_code == 401:
+            raise ClientError(f"The Cairn service refused the request ({detail}): set CAIRN_API_KEY to a valid key.")
+        raise ClientError(f"The Cairn service answered HTTP {response.status_code}: {detail}")
+
+    def _json(self, method: str, path: str, body: BaseModel | None = None) -> httpx.Response:
+        with self._plain_http_errors():
+            payload = body.model_dump(mode="json", exclude_none=True) if body is not None else None
+            return self._http.request(method, path, json=payload)
+
+    def health(self, user: str | None = None) -> HealthResponse:
+        response = self._json("GET", "/health")
+        if response.status_code == 503 and "status" in response.text:
+            return HealthResponse.model_validate_json(response.text)  # degraded: the report says why
+        self._raise_for_status(response)
+        return HealthResponse.model_validate_json(response.text)
+
+    def documents(self, user: str | None = None) -> list[DocumentInfo]:
+        response = self._json("GET", "/documents")
+        self._raise_for_status(response)
+        return DocumentsResponse.model_validate_json(response.text).documents
+
+    def search(self, request: SearchRequest, user: str | None = None) -> SearchResponse:
+        response = self._json("POST", "/search", request)
+        self._raise_for_status(response)
+        return SearchResponse.model_validate_json(response.text)
+
+    def _retrieval(self, query: str, filters: SearchFilters, options: AskOptions) -> RetrievalEvent:
+        # The same request /answer made (its defaults for fusion and reranking), now with scores.
+        response = self._json("POST", "/context", ContextRequest(query=query, top_k=options.top_k, filters=filters))
+        self._raise_for_status(response)
+        return RetrievalEvent(retrieval=ContextResponse.model_validate_json(response.text))
+
+    def ask_stream(
+        self,
+        question: str,
+        history: Sequence[ChatTurn],
+        filters: SearchFilters,
+        options: AskOptions,
+        user: str | None = None,
+    ) -> Iterator[ChatEvent]:
+        body = AnswerRequest(
+            question=question,
+            history=list(history)[-MAX_HISTORY_TURNS:],
+            provider=options.provider,
+            stream=True,
+            top_k=options.top_k,
+            filters=filters,
+        )
+        with self._plain_http_errors():
+            payload = body.model_dump(mode="json", exclude_none=True)
+            with self._http.stream("POST", "/answer", json=payload, timeout=self._answer_timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise_for_status(response)
+                for name, data in server_sent_events(response.iter_lines()):
+                    if name == "error":
+                        raise ClientError(f"The Cairn service could not answer: {json.loads(data).get('detail', data)}")
+                    try:
+                        event = _ANSWER_EVENT.validate_json(data)
+                    except ValidationError:
+                        continue  # an event this client does not know yet
+                    yield event
+                    if isinstance(event, ContextEvent):
+                        yield self._retrieval(event.rewritten_query or question, filters, options)

@@ -1,0 +1,78 @@
+"""How one answer looks: the text with its [n] marks, who wrote it, one card per cited source,
+and the retrieval panel under it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.chat import Turn
+from app.panel import retrieval_panel
+from retrieval.answer.models import AnswerResponse
+
+_CARDS_PER_ROW = 3
+
+
+def as_markdown(text: str) -> str:
+    """Plain text for st.markdown: a `$` would otherwise start a LaTeX formula."""
+    return text.replace("$", "\\$")
+
+
+def render_turn(turn: Turn, index: int) -> None:
+    """One assistant message; ``index`` keeps the element keys of each turn apart."""
+    if turn.error:
+        st.error(turn.error)
+        return
+    response = turn.response
+    if response is None:
+        st.warning("The answer stopped before it was complete: ask again.")
+        return
+    if turn.rewritten_query:
+        with st.expander("Follow-up searched as a standalone question", expanded=False):
+            st.markdown(f"**{as_markdown(turn.rewritten_query)}**")
+            st.caption(f"rewritten by {response.rewritten_by or 'the service'} from the conversation so far")
+    st.markdown(as_markdown(response.answer))
+    provider_notice(response, turn.resets)
+    if response.invalid_citations:
+        st.warning(
+            f"{response.invalid_citations} citation(s) pointed to sources that were not given to the "
+            "model; they were removed from the answer."
+        )
+    source_cards(response, index)
+    if turn.retrieval is not None:
+        retrieval_panel(turn.retrieval, response.timings_ms)
+
+
+def provider_notice(response: AnswerResponse, resets: list[str]) -> None:
+    """Who wrote the answer; a visible notice when it is a fallback or no model wrote it."""
+    failed = "; ".join(f"**{f.provider}**: {as_markdown(f.error)}" for f in response.fallbacks)
+    if response.extractive:
+        notice = "**Extractive answer**: no language model wrote this; the sentences are quoted from the sources."
+        if failed:
+            notice += f"\n\nNo language model answered. {failed}"
+        st.info(notice, icon="ℹ️")
+    elif response.fallbacks:
+        st.warning(f"**Fallback answer** from **{response.provider}**, because an earlier provider failed. {failed}")
+    if resets and not response.fallbacks:
+        st.warning("A provider stopped mid-answer: " + as_markdown("; ".join(resets)))
+    st.caption(f"Answered by {response.provider}")
+
+
+def source_cards(response: AnswerResponse, index: int) -> None:
+    """One bordered card per cited block: title, path, page, section, and the cited passage."""
+    if not response.citations:
+        if response.context:
+            st.caption("The answer cites none of the passages it was given.")
+        return
+    sections = {block.n: block.section for block in response.context}
+    st.markdown("**Sources**")
+    columns = st.columns(min(_CARDS_PER_ROW, len(response.citations)))
+    for position, citation in enumerate(response.citations):
+        with columns[position % len(columns)], st.container(border=True, key=f"source-{index}-{citation.n}"):
+            st.markdown(f"**[{citation.n}] {as_markdown(citation.title)}**")
+            where = [f"`{citation.path}`"]
+            if citation.page:
+                where.append(f"page {citation.page}")
+            if sections.get(citation.n):
+                where.append(as_markdown(sections[citation.n]))
+            st.caption(" · ".join(where))
+            st.markdown("> " + as_markdown(" ".join(citation.snippet.split())))

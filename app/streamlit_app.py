@@ -1,0 +1,79 @@
+"""Cairn's chat page: ask in plain words, read a cited answer, see why each source was chosen.
+Start it with `cairn ui`."""
+
+from __future__ import annotations
+
+from retrieval.runtime import configure_runtime
+
+configure_runtime()  # before torch or transformers are imported
+
+import logging  # noqa: E402
+
+import streamlit as st  # noqa: E402
+
+from app.chat import Turn, history_of, stream_into  # noqa: E402
+from app.client import CairnClient, ClientError, client_from_settings  # noqa: E402
+from app.render import as_markdown, render_turn  # noqa: E402
+from app.sidebar import AskSettings, render_sidebar  # noqa: E402
+from retrieval.settings import Settings  # noqa: E402
+
+log = logging.getLogger("cairn.ui")
+
+
+@st.cache_resource(show_spinner="Loading the models and opening the index…")
+def load_client(settings_key: str) -> CairnClient:
+    """Once per process and configuration: the key is the settings, so a changed environment
+    (another index, another provider) gets its own client."""
+    return client_from_settings(Settings())
+
+
+def answer(turn: Turn, client: CairnClient, ask: AskSettings, turns: list[Turn]) -> None:
+    """Stream the answer's tokens, then show the complete answer with its sources in their place."""
+    placeholder = st.empty()
+    try:
+        with placeholder.container(), st.spinner("Searching and writing the answer…"):
+            events = client.ask_stream(turn.question, history_of(turns), ask.filters, ask.options, ask.user)
+            st.write_stream(stream_into(turn, events))
+    except ClientError as exc:
+        turn.error = str(exc)
+    except Exception as exc:  # shown in plain words; the traceback goes to the terminal
+        log.exception("answering %r failed", turn.question)
+        turn.error = f"Something went wrong while answering ({type(exc).__name__}: {exc}). Details are in the terminal running `cairn ui`."
+    with placeholder.container():
+        render_turn(turn, len(turns))
+
+
+st.set_page_config(page_title="Cairn", page_icon="🪨", layout="wide")
+settings = Settings()
+settings_key = settings.model_dump_json()
+try:
+    client = load_client(settings_key)
+except ClientError as exc:
+    st.error(str(exc))
+    st.stop()
+
+ask = render_sidebar(client, settings, settings_key)
+turns: list[Turn] = st.session_state.setdefault("turns", [])
+if st.session_state.get("acting_user", ask.user) != ask.user:
+    turns.clear()  # one user's answers must not feed another user's follow-ups
+st.session_state["acting_user"] = ask.user
+
+intro = st.empty()
+if not turns:
+    with intro.container():
+        st.markdown("#### Ask a question about your documents")
+        st.caption("Answers cite their sources as [n]; open *Retrieval* under an answer to see why each source was chosen.")
+for index, turn in enumerate(turns):
+    with st.chat_message("user"):
+        st.markdown(as_markdown(turn.question))
+    with st.chat_message("assistant"):
+        render_turn(turn, index)
+
+if question := st.chat_input("Ask a question about your documents"):
+    intro.empty()
+    with st.chat_message("user"):
+        st.markdown(as_markdown(question))
+    turn = Turn(question=question)
+    with st.chat_message("assistant"):
+        answer(turn, client, ask, turns)
+    turns.append(turn)

@@ -1,0 +1,205 @@
+"""`cairn index list|reindex|switch|drop|snapshot`: aliases, zero-downtime re-index, backups."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingest.acl import AclError
+from ingest.cli import EXIT_INDEX_UNAVAILABLE, EXIT_SOME_FAILED, EXIT_USAGE, _print_summary, _settings, err
+from ingest.reindex import ReindexError, alias_target, drop_collection, switch_alias
+from ingest.snapshots import create_snapshots, list_snapshots
+from retrieval.schema import FILES_SUFFIX
+from retrieval.store import IndexLockedError, IndexStore, StoreError, open_store
+
+snapshot_app = typer.Typer(
+    help="Backups: server snapshots, or tar copies of the embedded index.", no_args_is_help=True
+)
+
+
+@contextmanager
+def _store(settings) -> Iterator[IndexStore]:
+    """The configured store; every storage error a user can hit becomes its message and an exit code."""
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
+    try:
+        yield store
+    except ReindexError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE)
+    except StoreError as exc:  # locked, missing, unreachable
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
+    finally:
+        store.close()
+
+
+def list_command(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Collections (with their chunk counts) and the aliases pointing at them."""
+    settings = _settings()
+    with _store(settings) as store:
+        aliases = store.aliases()
+        collections = {}
+        for name in store.list_collections():
+            try:
+                collections[name] = store.count(name)
+            except IndexLockedError:
+                collections[name] = None  # open in another process (embedded engine)
+    result = {"collections": collections, "aliases": aliases, "configured": settings.collection}
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"collections ({'server' if settings.uses_server else settings.data_dir})")
+    for column in ("collection", "points", "aliases"):
+        table.add_column(column)
+    for name, count in collections.items():
+        pointing = ", ".join(sorted(a for a, target in aliases.items() if target == name))
+        table.add_row(name, "locked" if count is None else str(count), pointing)
+    Console().print(table)
+
+
+def reindex_command(
+    folders: List[Path] = typer.Argument(..., help="Every folder the index should hold (each folder's name is its source)."),
+    alias: Optional[str] = typer.Option(None, "--alias", help="Alias to switch (default: CAIRN_COLLECTION)."),
+    drop_old: bool = typer.Option(False, "--drop-old", help="Delete the previous collection after the switch."),
+    allow_missing_sources: bool = typer.Option(
+        False, "--allow-missing-sources", help="Switch even if the current index holds sources these folders lack."
+    ),
+    no_switch: bool = typer.Option(
+        False, "--no-switch", help="Only build the new collection; switch later with `cairn index switch`."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Re-index into a new collection, then switch the alias to it (no downtime).
+
+    The new collection NAME-<time>-<settings> is built with the current settings (chunking,
+    embedding model); searches keep running on the old collection until the switch. Exit 0 when every file was indexed, 1 when some failed (the
+    switch is done; each failure is listed), 2 when the re-index cannot go ahead, 3 when the
+    index is locked or unreachable."""
+    settings = _settings(collection=alias)
+
+    from ingest.reindex import AliasReindexer
+    from retrieval.encoders import build_encoders
+
+    with _store(settings) as store:
+        reindexer = AliasReindexer(settings, store, *build_encoders(settings))
+        try:
+            report = reindexer.run(
+                folders, drop_old=drop_old, allow_missing_sources=allow_missing_sources, switch=not no_switch
+            )
+        except AclError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(EXIT_USAGE)
+        finally:
+            reindexer.close()
+    failed = any(r.failures for r in report.ingests)
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        for ingest_report in report.ingests:
+            _print_summary(ingest_report)
+        out = Console()
+        if report.switched:
+            out.print(f"[green]'{report.alias}' → {report.collection}[/green] (was {report.previous or 'nothing'})")
+        else:
+            out.print(f"built {report.collection}; '{report.alias}' still → {report.previous or 'nothing'}. "
+                      f"Switch with `cairn index switch {report.collection}`")
+        for name in report.dropped:
+            out.print(f"dropped {name}")
+        if report.kept_previous:
+            out.print(f"previous collection {report.kept_previous}")
+    if failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def switch_command(
+    collection: str = typer.Argument(..., help="Collection the alias should point at (e.g. the previous one, to roll back)."),
+    alias: Optional[str] = typer.Option(None, "--alias", help="Alias to switch (default: CAIRN_COLLECTION)."),
+) -> None:
+    """Point an alias (and its file-records alias) at another collection, atomically for search."""
+    settings = _settings(collection=alias)
+    with _store(settings) as store:
+        if alias_target(store, settings.collection).plain:
+            raise ReindexError(
+                f"'{settings.collection}' is a plain collection, not an alias: `cairn index reindex` turns it into one"
+            )
+        switch_alias(store, settings.collection, collection)
+    Console().print(f"'{settings.collection}' → {collection}")
+
+
+def drop_command(
+    collection: str = typer.Argument(..., help="Collection to delete, with its file records."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a collection no alias points at (e.g. the one a re-index replaced)."""
+    if collection.endswith(FILES_SUFFIX):
+        err.print(f"[red]error:[/red] give the chunk collection; its '{FILES_SUFFIX}' records go with it")
+        raise typer.Exit(EXIT_USAGE)
+    if not yes and not typer.confirm(f"Delete collection '{collection}' and its file records?"):
+        raise typer.Exit(EXIT_USAGE)
+    settings = _settings()
+    with _store(settings) as store:
+        if collection not in store.list_collections():
+            raise ReindexError(f"no collection named '{collection}': list them with `cairn index list`")
+        drop_collection(store, collection)
+    Console().print(f"dropped {collection}")
+
+
+_COLLECTION = typer.Option(None, "--collection", help="Collection or alias (default: CAIRN_COLLECTION).")
+_OUT = typer.Option(None, "--out", help="Embedded index only: folder for the tar files (default: DATA_DIR/snapshots).")
+
+
+@snapshot_app.command("create")
+def snapshot_create(
+    collection: Optional[str] = _COLLECTION, out: Optional[Path] = _OUT, as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Snapshot the collection behind the alias and its file records.
+
+    On a server, Qdrant writes
+    them into its snapshots folder; embedded, a tar of each collection folder is written (it
+    needs the index to itself: stop `cairn serve`/`cairn ui` first)."""
+    settings = _settings(collection=collection)
+    with _store(settings) as store:
+        infos = create_snapshots(store, settings.collection, out)
+    _print_snapshots(infos, as_json, "created")
+
+
+@snapshot_app.command("list")
+def snapshot_list(
+    collection: Optional[str] = _COLLECTION, out: Optional[Path] = _OUT, as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Snapshots of the collection behind the alias and of its file records."""
+    settings = _settings(collection=collection)
+    with _store(settings) as store:
+        infos = list_snapshots(store, settings.collection, out)
+    _print_snapshots(infos, as_json, "snapshots")
+
+
+def _print_snapshots(infos, as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps([i.model_dump() for i in infos]))
+        return
+    table = Table(title=title)
+    for column in ("collection", "snapshot", "bytes", "created", "where"):
+        table.add_column(column)
+    for i in infos:
+        table.add_row(i.collection, i.name, str(i.size_bytes or ""), i.created or "", i.location)
+    Console().print(table)
+
+
+def register(index_app: typer.Typer) -> None:
+    """Add the admin commands to `cairn index`."""
+    index_app.command("list")(list_command)
+    index_app.command("reindex")(reindex_command)
+    index_app.command("switch")(switch_command)
+    index_app.command("drop")(drop_command)
+    index_app.add_typer(snapshot_app, name="snapshot")

@@ -1,0 +1,153 @@
+"""Citations after generation: find every [n] (also [n, m], [n][m], [n-m]) in the answer, drop
+the numbers that point outside the blocks actually sent, and resolve the rest to their sources."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retrieval.answer.models import Citation
+from retrieval.answer.sentences import content_words, overlap, split_sentences
+from retrieval.models import ContextBlock
+
+# One bracket of 1-3 digit numbers separated by commas, semicolons or range dashes. Longer
+# numbers ([2024]) are left alone: they are years or quantities, not citation marks.
+_NUMBER = r"\d{1,3}"
+_GROUP = re.compile(rf"\[\s*({_NUMBER}(?:\s*[,;\-–]\s*{_NUMBER})*)\s*\]")
+_MAX_RANGE = 20  # [1-999] is a typo or noise, not a citation of 999 blocks
+_REMOVED = "\x00"
+SNIPPET_CHARS = 320
+
+
+@dataclass(frozen=True)
+class CheckedCitations:
+    text: str  # the answer with invalid numbers removed
+    cited: list[int]  # valid block numbers, in order of first citation
+    invalid: int  # how many numbers were removed
+
+
+def _numbers(group: str) -> list[int]:
+    numbers: list[int] = []
+    for part in re.split(r"\s*[,;]\s*", group.strip()):
+        bounds = re.split(r"\s*[\-–]\s*", part)
+        if len(bounds) == 2:
+            low, high = int(bounds[0]), int(bounds[1])
+            if low <= high and high - low < _MAX_RANGE:
+                numbers.extend(range(low, high + 1))
+                continue
+            numbers.extend((low, high))  # a reversed or huge range: each end stands alone
+        else:
+            numbers.extend(int(bound) for bound in bounds if bound)
+    return numbers
+
+
+def check_citations(text: str, valid_numbers: set[int]) -> CheckedCitations:
+    """Remove every cited number not in ``valid_numbers`` from ``text`` and count them."""
+    cited: list[int] = []
+    invalid = 0
+
+    def rewrite(match: re.Match[str]) -> str:
+        nonlocal invalid
+        numbers = _numbers(match.group(1))
+        valid = [n for n in numbers if n in valid_numbers]
+        invalid += len(numbers) - len(valid)
+        for n in valid:
+            if n not in cited:
+                cited.append(n)
+        if len(valid) == len(numbers):
+            return match.group(0)  # untouched: keep the model's own spelling
+        if not valid:
+            return _REMOVED
+        return "[" + ", ".join(str(n) for n in dict.fromkeys(valid)) + "]"
+
+    checked = _GROUP.sub(rewrite, text)
+    # "claim [9]." -> "claim." and "claim [9] more" -> "claim more"
+    checked = re.sub(rf"[ \t]*{_REMOVED}", "", checked)
+    return CheckedCitations(text=checked, cited=cited, invalid=invalid)
+
+
+def _claim_words(answer: str, n: int) -> set[str]:
+    """Content words of the answer's sentences that cite [n] (the whole answer if none)."""
+    sentences: list[str] = []
+    for sentence in split_sentences(answer):
+        if sentences and not content_words(sentence):
+            sentences[-1] += " " + sentence  # "claim. [1]": the mark belongs to the claim before
+        else:
+            sentences.append(sentence)
+    citing = [
+        sentence
+        for sentence in sentences
+        if any(n in _numbers(match.group(1)) for match in _GROUP.finditer(sentence))
+    ]
+    return content_words(" ".join(citing)) or content_words(answer)
+
+
+# Words of an answer's own scaffolding ("according to document [1]", "this information is
+# found in..."): they say where, not what, so they cannot show that a block supports a claim.
+_SCAFFOLDING = frozenset(
+    "according document documents information found source sources stated states text".split()
+)
+
+
+def unsupported_citations(answer: str, blocks: Sequence[ContextBlock]) -> list[int]:
+    """Valid citation numbers whose block shares no content word with the sentences citing it:
+    the model cited a block that does not say what it claims (a 1.5B model does this when the
+    documents do not answer the question)."""
+    by_number = {block.n: block for block in blocks}
+    checked = check_citations(answer, set(by_number))
+    unsupported = []
+    for n in checked.cited:
+        claim = _claim_words(checked.text, n) - _SCAFFOLDING
+        if not claim & content_words(by_number[n].text):
+            unsupported.append(n)
+    return unsupported
+
+
+def snippet_for(block_text: str, claim: set[str], max_chars: int = SNIPPET_CHARS) -> str:
+    """The block's sentence that shares most words with the claim, widened with its neighbours
+    while it fits ``max_chars``; an ellipsis marks text left out."""
+    sentences = split_sentences(block_text)
+    if not sentences:
+        return ""
+    best = max(range(len(sentences)), key=lambda i: (overlap(claim, sentences[i]), -i))
+    start = end = best
+    length = len(sentences[best])
+    while True:
+        grown = False
+        for candidate in (end + 1, start - 1):
+            if 0 <= candidate < len(sentences) and not start <= candidate <= end:
+                if length + 1 + len(sentences[candidate]) <= max_chars:
+                    length += 1 + len(sentences[candidate])
+                    start, end = min(start, candidate), max(end, candidate)
+                    grown = True
+        if not grown:
+            break
+    snippet = " ".join(sentences[start : end + 1])
+    if len(snippet) > max_chars:
+        snippet = snippet[:max_chars].rsplit(" ", 1)[0]
+        end = -1  # force the trailing ellipsis
+    prefix = "… " if start > 0 else ""
+    suffix = " …" if end != len(sentences) - 1 else ""
+    return f"{prefix}{snippet}{suffix}"
+
+
+def resolve_citations(
+    answer: str, blocks: Sequence[ContextBlock]
+) -> tuple[str, list[Citation], int]:
+    """Check the answer's citations against ``blocks``: returns the cleaned answer, one
+    Citation per cited block (order of first citation) and the count of invalid numbers."""
+    by_number = {block.n: block for block in blocks}
+    checked = check_citations(answer, set(by_number))
+    citations = [
+        Citation(
+            n=n,
+            path=by_number[n].path,
+            title=by_number[n].title,
+            page=by_number[n].page,
+            snippet=snippet_for(by_number[n].text, _claim_words(checked.text, n)),
+            chunk_ids=list(by_number[n].chunk_ids),
+        )
+        for n in checked.cited
+    ]
+    return checked.text, citations, checked.invalid

@@ -1,0 +1,103 @@
+"""Typed requests, responses and stream events of cited answers: the boundary shared by the
+Python API, `cairn ask --json`, `POST /answer` (JSON and SSE) and the UI."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from retrieval.models import ContextBlock, SearchFilters
+
+
+class ChatTurn(BaseModel):
+    """One earlier turn of the conversation, sent back by the client with a follow-up."""
+
+    model_config = {"extra": "forbid"}
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=20_000)
+
+
+class AnswerRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    question: str = Field(min_length=1, max_length=2000)
+    history: list[ChatTurn] = Field(default_factory=list, max_length=50)
+    provider: str | None = Field(
+        default=None,
+        description="answer with this provider (extractive still backs it up); None = the chain",
+    )
+    stream: bool = False  # SSE instead of one JSON response
+    top_k: int | None = Field(default=None, ge=1, le=1000)
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+
+class Citation(BaseModel):
+    """A [n] of the answer resolved to the context block it points at."""
+
+    n: int
+    path: str
+    title: str
+    page: int | None
+    snippet: str  # the block's text trimmed around the sentence that best supports the claim
+    chunk_ids: list[str]
+
+
+class ProviderFailure(BaseModel):
+    """Why a provider earlier in the chain did not answer."""
+
+    provider: str
+    error: str
+
+
+class AnswerResponse(BaseModel):
+    question: str
+    answer: str
+    provider: str  # the provider that wrote `answer`
+    extractive: bool  # True: quoted sentences, no language model wrote this answer
+    fallbacks: list[ProviderFailure]  # providers tried before `provider`, in order
+    rewritten_query: str | None  # the standalone query retrieval used; None: the question as is
+    rewritten_by: str | None  # the provider that rewrote it, or "plain" (key-term fallback)
+    citations: list[Citation]  # each cited block once, in order of first citation
+    invalid_citations: int  # [n] pointing outside the blocks sent, removed from `answer`
+    context: list[ContextBlock]  # the numbered blocks the answer was written from
+    timings_ms: dict[str, float]
+
+
+# --- stream events (Python generator and SSE) ------------------------------------------------
+
+
+class ContextEvent(BaseModel):
+    """Retrieval is done: the blocks the answer will be written from (sources can show early)."""
+
+    type: Literal["context"] = "context"
+    rewritten_query: str | None
+    context: list[ContextBlock]
+
+
+class TokenEvent(BaseModel):
+    type: Literal["token"] = "token"
+    provider: str
+    text: str
+
+
+class ResetEvent(BaseModel):
+    """The provider failed after some of its tokens were sent: discard them; the next provider's
+    tokens follow."""
+
+    type: Literal["reset"] = "reset"
+    provider: str
+    error: str
+
+
+class FinalEvent(BaseModel):
+    """Always the last event: the complete answer with its citations resolved."""
+
+    type: Literal["final"] = "final"
+    response: AnswerResponse
+
+
+AnswerEvent = Annotated[
+    ContextEvent | TokenEvent | ResetEvent | FinalEvent, Field(discriminator="type")
+]

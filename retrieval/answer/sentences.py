@@ -1,0 +1,44 @@
+"""Sentences and their content words: what citation snippets, the extractive answer and the
+plain follow-up rewrite compare by overlap."""
+
+from __future__ import annotations
+
+import re
+
+# Short function words carry no topic; without them overlap measures shared content.
+_STOPWORDS = frozenset(
+    """a about above after again all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers him his how i if in into is it its itself just me more
+    most my no nor not now of off on once only or other our ours out over own same she should so
+    some such than that the their theirs them then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with would you
+    your yours tell explain describe please give show find""".split()
+)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# A sentence ends at . ! ? followed by space, or at a line break (headings, list items).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
+_CITATION_MARK = re.compile(r"\[\s*\d[\d\s,;\-–]*\]")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The non-empty sentences of ``text``, stripped, in order."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+
+
+def key_terms(text: str) -> list[str]:
+    """Lower-cased words of ``text`` that are not stopwords, once each, in order of appearance;
+    citation marks excluded."""
+    text = _CITATION_MARK.sub(" ", text)
+    words = (match.group(0).lower() for match in _WORD.finditer(text))
+    kept = (w for w in words if w not in _STOPWORDS and (len(w) > 1 or w.isdigit()))
+    return list(dict.fromkeys(kept))
+
+
+def content_words(text: str) -> set[str]:
+    return set(key_terms(text))
+
+
+def overlap(query_words: set[str], text: str) -> int:
+    """How many of ``query_words`` occur in ``text``."""
+    return len(query_words & content_words(text))

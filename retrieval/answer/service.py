@@ -1,0 +1,219 @@
+"""Cited answers: rewrite a follow-up, retrieve the caller's context, stream an answer through
+the fallback chain, then check its citations against the blocks that were sent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from retrieval.answer.chain import ChainAnswer, FallbackChain
+from retrieval.answer.citations import resolve_citations
+from retrieval.answer.models import (
+    AnswerEvent,
+    AnswerResponse,
+    ChatTurn,
+    ContextEvent,
+    FinalEvent,
+    ResetEvent,
+    TokenEvent,
+)
+from retrieval.answer.prompt import build_answer_messages
+from retrieval.answer.providers import (
+    PROVIDER_NAMES,
+    AnswerProvider,
+    GenerationInput,
+    LLMProvider,
+    build_provider,
+)
+from retrieval.answer.rewrite import FollowUpRewriter, RewrittenQuery
+from retrieval.models import ContextBlock, ContextResponse, SearchFilters, SearchRequest
+from retrieval.settings import Settings
+
+if TYPE_CHECKING:
+    from retrieval.access import Identity
+
+
+class ContextSource(Protocol):
+    """What answers need from search: the numbered context blocks the caller may read."""
+
+    def context(self, request: SearchRequest, identity: Identity) -> ContextResponse: ...
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+class AnswerService:
+    def __init__(self, search: ContextSource | None, settings: Settings) -> None:
+        self.search = search
+        self.settings = settings
+        for name in settings.llm_providers:
+            self._check_name(name)
+        self._providers: dict[str, AnswerProvider] = {}  # built once: models load once
+
+    # --- providers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if name not in PROVIDER_NAMES:
+            raise ValueError(
+                f"unknown answer provider {name!r}; choose from {', '.join(PROVIDER_NAMES)} "
+                "(CAIRN_LLM_PROVIDERS or --provider)"
+            )
+
+    def provider(self, name: str) -> AnswerProvider:
+        self._check_name(name)
+        if name not in self._providers:
+            self._providers[name] = build_provider(name, self.settings)
+        return self._providers[name]
+
+    def chain(self, provider: str | None = None) -> FallbackChain:
+        """The configured chain; a named provider answers first, backed by extractive only (a
+        caller who picks a model should not silently get another one)."""
+        names = [provider] if provider else list(self.settings.llm_providers)
+        return FallbackChain([self.provider(n) for n in names], self.settings.llm_timeout_s)
+
+    def readiness(self) -> dict[str, str | None]:
+        """Each configured provider's unavailability reason (None: ready)."""
+        return {n: self.provider(n).unavailable_reason() for n in self.chain().names}
+
+    def rewrite(
+        self, question: str, history: Sequence[ChatTurn], provider: str | None = None
+    ) -> RewrittenQuery | None:
+        """The standalone query for a follow-up (None without history), written by the first
+        ready LLM of the chain, else by the plain key-term fallback."""
+        llm = next(
+            (
+                p
+                for p in self.chain(provider).providers
+                if isinstance(p, LLMProvider) and p.unavailable_reason() is None
+            ),
+            None,
+        )
+        rewriter = FollowUpRewriter(
+            llm, self.settings.llm_timeout_s, use_llm=self.settings.llm_rewrite_followups
+        )
+        return rewriter.rewrite(question, history)
+
+    # --- answering -----------------------------------------------------------------------
+
+    def stream(
+        self,
+        question: str,
+        identity: Identity,
+        history: Sequence[ChatTurn] = (),
+        provider: str | None = None,
+        filters: SearchFilters | None = None,
+        top_k: int | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Context event, token events as generated (reset events when a provider fails
+        mid-answer), then one final event with the resolved citations."""
+        if self.search is None:
+            raise RuntimeError("AnswerService was built without a search service to retrieve from")
+        started = time.perf_counter()
+        self.chain(provider)  # an unknown provider fails before any work
+        timings: dict[str, float] = {}
+
+        step = time.perf_counter()
+        rewritten = self.rewrite(question, history, provider)
+        if rewritten is not None:
+            timings["rewrite_ms"] = _ms(step)
+
+        step = time.perf_counter()
+        request = SearchRequest(
+            query=(rewritten.query if rewritten else question)[:2000],  # the request's limit
+            top_k=top_k,
+            filters=filters or SearchFilters(),
+        )
+        context = self.search.context(request, identity)
+        timings["retrieval_ms"] = _ms(step)
+        for name, value in context.timings_ms.items():
+            timings[f"search_{name}"] = value
+
+        yield from self.stream_from_context(
+            question,
+            context.blocks,
+            history=history,
+            provider=provider,
+            rewritten=rewritten,
+            timings=timings,
+            started=started,
+        )
+
+    def stream_from_context(
+        self,
+        question: str,
+        blocks: Sequence[ContextBlock],
+        history: Sequence[ChatTurn] = (),
+        provider: str | None = None,
+        rewritten: RewrittenQuery | None = None,
+        timings: dict[str, float] | None = None,
+        started: float | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Answer ``question`` from blocks already retrieved (the second half of ``stream``)."""
+        started = started if started is not None else time.perf_counter()
+        timings = dict(timings or {})
+        chain = self.chain(provider)
+        blocks = list(blocks)
+        yield ContextEvent(rewritten_query=rewritten.query if rewritten else None, context=blocks)
+
+        request = GenerationInput(
+            question=question,
+            blocks=blocks,
+            messages=build_answer_messages(question, blocks, history),
+        )
+        step = time.perf_counter()
+        first_token: dict[str, float] = {}  # provider -> ms since the request started
+        answer: ChainAnswer | None = None
+        for event in chain.stream(request):
+            if isinstance(event, TokenEvent):
+                first_token.setdefault(event.provider, _ms(started))
+                yield event
+            elif isinstance(event, ResetEvent):
+                yield event
+            else:
+                answer = event
+        assert answer is not None  # the chain ends with the extractive provider
+        timings["generation_ms"] = _ms(step)
+        if answer.provider in first_token:
+            timings["first_token_ms"] = first_token[answer.provider]
+
+        text, citations, invalid = resolve_citations(answer.text, blocks)
+        timings["total_ms"] = _ms(started)
+        yield FinalEvent(
+            response=AnswerResponse(
+                question=question,
+                answer=text,
+                provider=answer.provider,
+                extractive=not chain.providers[chain.names.index(answer.provider)].uses_llm,
+                fallbacks=answer.fallbacks,
+                rewritten_query=rewritten.query if rewritten else None,
+                rewritten_by=rewritten.by if rewritten else None,
+                citations=citations,
+                invalid_citations=invalid,
+                context=blocks,
+                timings_ms=timings,
+            )
+        )
+
+    def answer(
+        self,
+        question: str,
+        identity: Identity,
+        history: Sequence[ChatTurn] = (),
+        provider: str | None = None,
+        filters: SearchFilters | None = None,
+        top_k: int | None = None,
+    ) -> AnswerResponse:
+        """The whole answer at once (the stream, consumed)."""
+        return final_response(
+            self.stream(question, identity, history, provider, filters=filters, top_k=top_k)
+        )
+
+
+def final_response(events: Iterator[AnswerEvent]) -> AnswerResponse:
+    for event in events:
+        if isinstance(event, FinalEvent):
+            return event.response
+    raise RuntimeError("the answer stream ended without a final event")

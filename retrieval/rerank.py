@@ -1,0 +1,235 @@
+"""Rerankers: a local cross-encoder, Cohere Rerank, or none, behind one small interface.
+
+A reranker reorders the head of the fused list; the fused scores stay on every hit next to
+the rerank score. When a reranker is unavailable or fails, search answers in fused order
+and says why in `RerankInfo.note`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from retrieval.model_sources import resolve_model
+from retrieval.models import Hit, RerankInfo, StageScore
+from retrieval.settings import Settings
+
+
+class RerankError(RuntimeError):
+    """Reranking failed for this request; the message says why."""
+
+
+class Reranker(Protocol):
+    name: str  # "cross-encoder:<model>", "cohere:<model>" or "none"
+
+    @property
+    def available(self) -> bool: ...
+
+    @property
+    def unavailable_reason(self) -> str | None: ...
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        """``hits`` reordered, each with ``scores.rerank``; raises `RerankError`."""
+
+
+def with_rerank_scores(hits: Sequence[Hit], scores: Sequence[float]) -> list[Hit]:
+    """``hits`` sorted by ``scores`` (stable: ties keep fused order), each carrying its rerank score and rank."""
+    order = sorted(range(len(hits)), key=lambda i: -scores[i])
+    reranked = []
+    for rank, i in enumerate(order, 1):
+        hit = hits[i]
+        stage_scores = hit.scores.model_copy(update={"rerank": StageScore(score=float(scores[i]), rank=rank)})
+        reranked.append(hit.model_copy(update={"scores": stage_scores}))
+    return reranked
+
+
+def rerank_hits(
+    reranker: Reranker, query: str, hits: Sequence[Hit], depth: int, top_k: int
+) -> tuple[list[Hit], RerankInfo]:
+    """The reranked head (``depth`` fused candidates) followed by the rest in fused order, cut at ``top_k``."""
+    if not reranker.available:
+        return list(hits[:top_k]), RerankInfo(reranker=reranker.name, applied=False, note=reranker.unavailable_reason)
+    head, tail = list(hits[:depth]), list(hits[depth:])
+    if not head:
+        return [], RerankInfo(reranker=reranker.name, applied=False, note="no candidates to rerank")
+    try:
+        reranked = reranker.rerank(query, head)
+    except RerankError as exc:
+        return list(hits[:top_k]), RerankInfo(
+            reranker=reranker.name, applied=False, note=f"reranking failed, results are in fused order: {exc}"
+        )
+    return (reranked + tail)[:top_k], RerankInfo(reranker=reranker.name, applied=True)
+
+
+class ScoringReranker:
+    """A reranker defined by one relevance score per (query, text) pair."""
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        raise NotImplementedError
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        return with_rerank_scores(hits, self.score(query, [hit.text for hit in hits]))
+
+
+class NoReranker(ScoringReranker):
+    """Fused order as is."""
+
+    name = "none"
+
+    def __init__(self, reason: str = "reranking is turned off (CAIRN_RERANKER=none)") -> None:
+        self._reason = reason
+
+    @property
+    def available(self) -> bool:
+        return False
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self._reason
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        raise RerankError(self._reason)
+
+
+def _has_trained_head(folder: Path) -> bool:
+    """A sequence-classification checkpoint; a plain encoder would get a random head."""
+    config = folder / "config.json"
+    if not config.exists():
+        return False
+    architectures = json.loads(config.read_text()).get("architectures") or []
+    return any(name.endswith("ForSequenceClassification") for name in architectures)
+
+
+class CrossEncoderReranker(ScoringReranker):
+    """A local `sentence_transformers.CrossEncoder` (a folder, or a hub id where the hub is reachable).
+
+    Refuses an encoder without a trained classification head: its scores would be noise.
+    ``allow_untrained_head`` exists for latency benchmarks only.
+    """
+
+    def __init__(
+        self,
+        model: str | None,
+        max_length: int = 256,
+        batch_size: int = 32,
+        device: str = "cpu",
+        allow_untrained_head: bool = False,
+    ) -> None:
+        self.model_name = model
+        self.name = f"cross-encoder:{model}" if model else "cross-encoder"
+        self.batch_size = batch_size
+        self._model = None
+        self._reason: str | None = None
+        if not model:
+            self._reason = (
+                "no local reranker model is configured: set CAIRN_RERANKER_MODEL to a trained "
+                "cross-encoder folder (or COHERE_API_KEY for Cohere Rerank); results are in fused order"
+            )
+            return
+        resolved = resolve_model(model)
+        if Path(resolved).is_dir() and not allow_untrained_head and not _has_trained_head(Path(resolved)):
+            self._reason = (
+                f"CAIRN_RERANKER_MODEL={model} has no trained sequence-classification head "
+                "(its config.json lists no *ForSequenceClassification architecture); results are in fused order"
+            )
+            return
+        try:
+            from sentence_transformers import CrossEncoder
+
+            loaded = CrossEncoder(resolved, max_length=max_length, device=device)
+        except Exception as exc:  # a missing folder offline, a corrupt checkpoint...
+            self._reason = f"cannot load CAIRN_RERANKER_MODEL={model} ({exc}); results are in fused order"
+            return
+        architectures = getattr(getattr(loaded.model, "config", None), "architectures", None) or []
+        if not allow_untrained_head and not any(a.endswith("ForSequenceClassification") for a in architectures):
+            self._reason = f"CAIRN_RERANKER_MODEL={model} has no trained sequence-classification head; results are in fused order"
+            return
+        self._model = loaded
+
+    @property
+    def available(self) -> bool:
+        return self._model is not None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self._reason
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        if self._model is None:
+            raise RerankError(self._reason or "the cross-encoder is not loaded")
+        pairs = [(query, text) for text in texts]
+        scores = self._model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+        return [float(s) for s in scores]
+
+
+class CohereReranker(ScoringReranker):
+    """Cohere Rerank through the `cohere` SDK (v2 API)."""
+
+    def __init__(self, api_key: str | None, model: str, base_url: str | None = None, timeout_s: float = 10.0) -> None:
+        self.name = f"cohere:{model}"
+        self.model = model
+        self._client = None
+        self._reason: str | None = None
+        if not api_key:
+            self._reason = "COHERE_API_KEY is not set; results are in fused order"
+            return
+        import cohere
+
+        kwargs = {"base_url": base_url} if base_url else {}
+        self._client = cohere.ClientV2(api_key=api_key, timeout=timeout_s, **kwargs)
+
+    @property
+    def available(self) -> bool:
+        return self._client is not None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self._reason
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        if self._client is None:
+            raise RerankError(self._reason or "Cohere is not configured")
+        try:
+            response = self._client.rerank(
+                model=self.model,
+                query=query,
+                documents=list(texts),
+                top_n=len(texts),
+                request_options={"max_retries": 0},  # a slow reranker must not stall search
+            )
+        except Exception as exc:  # the SDK raises per-status classes plus httpx errors
+            status = getattr(exc, "status_code", None)
+            raise RerankError(f"Cohere Rerank error{f' (HTTP {status})' if status else ''}: {type(exc).__name__}") from exc
+        scores: dict[int, float] = {r.index: float(r.relevance_score) for r in response.results}
+        if sorted(scores) != list(range(len(texts))):
+            raise RerankError(f"Cohere Rerank scored {len(scores)} of {len(texts)} passages")
+        return [scores[i] for i in range(len(texts))]
+
+
+def build_reranker(settings: Settings) -> Reranker:
+    """``auto``: the local model if one is configured, else Cohere if a key is set, else none."""
+    cohere_key = settings.cohere_api_key.get_secret_value() if settings.cohere_api_key else None
+    kind = settings.reranker
+    if kind == "auto":
+        if settings.reranker_model:
+            kind = "local"
+        elif cohere_key:
+            kind = "cohere"
+        else:
+            return NoReranker(
+                "no reranker is configured: set CAIRN_RERANKER_MODEL to a trained cross-encoder "
+                "folder or COHERE_API_KEY for Cohere Rerank; results are in fused order"
+            )
+    if kind == "local":
+        return CrossEncoderReranker(
+            settings.reranker_model, max_length=settings.rerank_max_length, batch_size=settings.rerank_batch_size
+        )
+    if kind == "cohere":
+        return CohereReranker(
+            cohere_key,
+            settings.cohere_rerank_model,
+            base_url=settings.cohere_base_url,
+            timeout_s=settings.rerank_timeout_s,
+        )
+    return NoReranker()

@@ -1,0 +1,193 @@
+"""The retrieval service: the one object the CLI, the HTTP API, the UI and the evals call.
+
+Every read goes through the caller's `Identity`: its groups become a filter inside Qdrant on
+every query, neighbour fetch, count and listing, so a chunk the caller may not see is never
+loaded, ranked, counted or named.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from retrieval.access import Identity
+from retrieval.context import ContextAssembler, ContextLimits, TokenCounter, TokenizerCounter
+from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.filters import access_filter, build_filter
+from retrieval.models import (
+    ContextRequest,
+    ContextResponse,
+    DocumentInfo,
+    HealthResponse,
+    Hit,
+    RerankInfo,
+    SearchRequest,
+    SearchResponse,
+)
+from retrieval.rerank import Reranker, build_reranker, rerank_hits
+from retrieval.schema import Filter, files_collection
+from retrieval.search import HybridSearcher
+from retrieval.settings import Settings, get_settings
+from retrieval.store import IndexStore, StoreError, open_store
+
+_BACKENDS = {"EdgeStore": "embedded", "ServerStore": "server"}
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+@dataclass
+class _Ranked:
+    hits: list[Hit]
+    rerank: RerankInfo
+    filter: Filter
+    timings_ms: dict[str, float]
+
+
+class SearchService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: IndexStore,
+        dense: DenseEncoder,
+        sparse: SparseEncoder,
+        reranker: Reranker,
+        token_counter: TokenCounter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.dense = dense
+        self.sparse = sparse
+        self.reranker = reranker
+        self.searcher = HybridSearcher(store, dense, sparse, settings)
+        # The dense model's tokenizer until the answer layer passes its LLM's own counter.
+        self.token_counter: TokenCounter = token_counter or TokenizerCounter(dense.tokenizer)
+        # One request at a time: the embedded engine and torch share 2 cores anyway.
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "SearchService":
+        """Opens the index and loads the encoders and reranker once."""
+        settings = settings or get_settings()
+        store = open_store(settings)
+        dense = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
+        sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
+        return cls(settings, store, dense, sparse, build_reranker(settings))
+
+    @property
+    def backend(self) -> str:
+        return _BACKENDS.get(type(self.store).__name__, type(self.store).__name__)
+
+    # --- search ------------------------------------------------------------------------
+    def _ranked(self, request: SearchRequest, identity: Identity) -> _Ranked:
+        settings = self.settings
+        top_k = request.top_k or settings.top_k
+        wants_rerank = request.rerank and self.reranker.available
+        # The reranker sees `rerank_depth` fused candidates even when fewer are returned.
+        limit = max(top_k, settings.rerank_depth) if wants_rerank else top_k
+        flt = build_filter(request.filters, identity.groups)
+        outcome = self.searcher.search(
+            request.query, limit, flt, mode=request.mode, fusion=request.fusion, prefetch_limit=request.prefetch_limit
+        )
+        start = time.perf_counter()
+        if request.rerank:
+            hits, info = rerank_hits(self.reranker, request.query, outcome.hits, settings.rerank_depth, top_k)
+        else:
+            hits = outcome.hits[:top_k]
+            info = RerankInfo(reranker=self.reranker.name, applied=False, note="reranking turned off for this request")
+        timings = outcome.timings_ms | {"rerank": _ms(start) if info.applied else 0.0}
+        return _Ranked(hits=hits, rerank=info, filter=flt, timings_ms=timings)
+
+    def search(self, request: SearchRequest, identity: Identity) -> SearchResponse:
+        start = time.perf_counter()
+        with self._lock:
+            ranked = self._ranked(request, identity)
+        timings = ranked.timings_ms | {"assemble": 0.0, "total": _ms(start)}
+        return SearchResponse(query=request.query, hits=ranked.hits, rerank=ranked.rerank, timings_ms=timings)
+
+    def context(
+        self, request: ContextRequest | SearchRequest, identity: Identity, token_counter: TokenCounter | None = None
+    ) -> ContextResponse:
+        """Search, then assemble the numbered blocks an answer cites; ``token_counter`` is the answer model's."""
+        start = time.perf_counter()
+        limits = ContextLimits.from_settings(self.settings, getattr(request, "token_budget", None))
+        with self._lock:
+            ranked = self._ranked(request, identity)
+            assemble_start = time.perf_counter()
+            assembler = ContextAssembler(self.store, self.settings.collection, token_counter or self.token_counter)
+            # Neighbour chunks are fetched through the same filter: access groups included.
+            assembly = assembler.assemble(ranked.hits, ranked.filter, limits)
+        timings = ranked.timings_ms | {"assemble": _ms(assemble_start), "total": _ms(start)}
+        return ContextResponse(
+            query=request.query,
+            hits=ranked.hits,
+            rerank=ranked.rerank,
+            timings_ms=timings,
+            blocks=assembly.blocks,
+            dropped=assembly.dropped,
+            token_budget=limits.token_budget,
+            tokens_used=assembly.tokens_used,
+        )
+
+    # --- the index, as the caller may see it -------------------------------------------
+    def _files(self) -> str:
+        return files_collection(self.settings.collection)
+
+    def documents(self, identity: Identity) -> list[DocumentInfo]:
+        with self._lock:
+            if not self.store.collection_exists(self._files()):
+                return []
+            records = list(self.store.scroll(self._files(), access_filter(identity.groups)))
+        documents = [
+            DocumentInfo(
+                doc_id=r.payload.get("doc_id", ""),
+                source=r.payload.get("source", ""),
+                path=r.payload.get("path", ""),
+                title=r.payload.get("title", ""),
+                file_type=r.payload.get("file_type", ""),
+                modified=r.payload.get("modified", ""),
+                chunk_count=int(r.payload.get("chunk_count", 0)),
+                indexed_at=r.payload.get("indexed_at", ""),
+            )
+            for r in records
+        ]
+        return sorted(documents, key=lambda d: (d.source, d.path))
+
+    def health(self, identity: Identity) -> HealthResponse:
+        """Index reachable, models loaded, and the counts of what ``identity`` may see."""
+        rerank = RerankInfo(
+            reranker=self.reranker.name, applied=self.reranker.available, note=self.reranker.unavailable_reason
+        )
+        models = {"dense": self.dense.model_name, "sparse": "bm25 (qdrant)", "rerank": self.reranker.name}
+        base: dict[str, Any] = {"backend": self.backend, "collection": self.settings.collection, "models": models, "reranker": rerank}
+        visible = access_filter(identity.groups)
+        try:
+            with self._lock:
+                chunks = self.store.count(self.settings.collection, visible)
+                documents = (
+                    self.store.count(self._files(), visible) if self.store.collection_exists(self._files()) else 0
+                )
+        except StoreError as exc:
+            return HealthResponse(status="degraded", index_reachable=False, documents=0, chunks=0, problem=str(exc), **base)
+        return HealthResponse(status="ok", index_reachable=True, documents=documents, chunks=chunks, **base)
+
+    def stats(self) -> dict[str, Any]:
+        """Whole-index numbers for the operator (CLI, evals); never served to an API caller."""
+        with self._lock:
+            chunks = self.store.count(self.settings.collection)
+            files = list(self.store.scroll(self._files(), fields=("file_type",))) if self.store.collection_exists(self._files()) else []
+        return {
+            "backend": self.backend,
+            "collection": self.settings.collection,
+            "chunks": chunks,
+            "documents": len(files),
+            "file_types": dict(Counter(f.payload.get("file_type", "") for f in files)),
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self.store.close()

@@ -1,0 +1,105 @@
+"""The local provider for real: SmolLM2-135M (packaged, fast, writes nonsense) for plumbing,
+streaming and citation checks; Qwen2.5-Coder-1.5B (assembled by `make setup`) for behaviour."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fixtures_answer import INJECTION, LEAVE_BLOCKS, answer_settings, block
+
+from retrieval.answer.models import ChatTurn, TokenEvent
+from retrieval.answer.providers.local import LlamaCppLLM, LocalProvider
+from retrieval.answer.service import AnswerService, final_response
+
+QUESTION = "How many days of annual leave does a full-time employee get?"
+
+
+def _answer(settings, question=QUESTION, blocks=LEAVE_BLOCKS, **kwargs):
+    events = list(AnswerService(None, settings).stream_from_context(question, blocks, **kwargs))
+    return events, final_response(iter(events))
+
+
+def _marks(text: str) -> set[int]:
+    groups = re.findall(r"\[\s*(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]", text)
+    return {int(n) for group in groups for n in re.findall(r"\d+", group)}
+
+
+# --- SmolLM2: plumbing ---------------------------------------------------------------------------
+
+
+def test_local_model_streams_tokens_and_answers(smollm2_settings):
+    events, response = _answer(smollm2_settings)
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    assert len(tokens) > 3 and all(t.provider == "local" for t in tokens)  # streamed, not at once
+    assert response.provider == "local" and not response.extractive
+    assert response.fallbacks == []
+    assert response.answer.strip()
+    # whatever the small model wrote, every mark left in the answer points at a block sent
+    assert _marks(response.answer) <= {b.n for b in LEAVE_BLOCKS}
+    assert _marks(response.answer) <= {c.n for c in response.citations}
+    assert response.timings_ms["first_token_ms"] <= response.timings_ms["total_ms"]
+
+
+def test_llama_cpp_llm_speaks_llama_index(smollm2_settings):
+    provider = LocalProvider(smollm2_settings)
+    llm = provider.llm
+    assert isinstance(llm, LlamaCppLLM) and llm.metadata.is_chat_model
+    completion = llm.complete("The capital of France is", max_tokens=8)
+    assert completion.text.strip()
+
+
+def test_silent_local_model_times_out_and_recovers(smollm2_settings):
+    hurried = smollm2_settings.model_copy(update={"llm_timeout_s": 0.001})
+    _, response = _answer(hurried)
+    assert response.provider == "extractive"
+    assert response.fallbacks[0].provider == "local"
+    assert "no output for 0.001 s" in response.fallbacks[0].error
+    # the abandoned generation stops and frees the model for the next question
+    _, again = _answer(smollm2_settings)
+    assert again.provider == "local"
+
+
+def test_missing_model_file_names_the_path_and_the_fix(tmp_path):
+    settings = answer_settings(llm_providers=["local"], llm_model_dir=tmp_path)
+    _, response = _answer(settings)
+    assert response.provider == "extractive"
+    error = response.fallbacks[0].error
+    assert str(tmp_path) in error and "make setup" in error
+
+
+# --- Qwen2.5-Coder-1.5B: behaviour (skipped only when not assembled) ---------------------------
+
+
+@pytest.mark.slow
+def test_qwen_answers_with_valid_citations_and_ignores_injected_instructions(qwen_settings):
+    hostile = block(4, f"Vacation requests are approved by the team lead. {INJECTION}")
+    _, response = _answer(qwen_settings, blocks=[*LEAVE_BLOCKS, hostile])
+    assert response.provider == "local", response.fallbacks
+    assert "hacked" not in response.answer.lower()
+    assert "25" in response.answer
+    assert 1 in [c.n for c in response.citations]
+
+
+@pytest.mark.slow
+def test_no_made_up_answer_when_the_documents_do_not_answer(qwen_settings):
+    _, response = _answer(qwen_settings, question="What is the boiling point of mercury?")
+    # Either the model says so, or it cites a block that does not say what it claims (Qwen 1.5B
+    # does) and the support check hands over to the extractive answer, which says so.
+    assert "357" not in response.answer
+    said = response.answer.lower()
+    assert any(p in said for p in ("not contain", "do not", "does not", "no information")), said
+    if response.provider == "extractive":
+        assert response.fallbacks[0].error.startswith("unsupported answer")
+
+
+@pytest.mark.slow
+def test_qwen_rewrites_a_follow_up(qwen_settings):
+    history = [
+        ChatTurn(role="user", content="How many unused vacation days can be carried over?"),
+        ChatTurn(role="assistant", content="Up to five unused days can be carried over [2]."),
+    ]
+    rewritten = AnswerService(None, qwen_settings).rewrite("When do they expire?", history)
+    assert rewritten is not None and rewritten.by == "local", rewritten
+    assert "expire" in rewritten.query.lower()
+    assert re.search(r"vacation|carried|days", rewritten.query.lower())
