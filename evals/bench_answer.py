@@ -56,6 +56,7 @@ class AnswerTiming:
     citations: int
     invalid_citations: int
     expected_source_cited: bool
+    fallbacks: list[str]  # "provider: why it did not answer"
     answer: str
 
 
@@ -98,6 +99,7 @@ def _time_one(answers: AnswerService, identity, item: SampleQuestion) -> AnswerT
         citations=len(response.citations),
         invalid_citations=response.invalid_citations,
         expected_source_cited=any(c.path in item.sources for c in response.citations),
+        fallbacks=[f"{f.provider}: {f.error}" for f in response.fallbacks],
         answer=response.answer,
     )
 

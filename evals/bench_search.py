@@ -84,7 +84,9 @@ def read_source(settings: Settings, dense: DenseEncoder, sparse: SparseEncoder) 
     finally:
         store.close()
     if not points:
-        raise SystemExit(f"no chunks in collection '{settings.collection}' at {settings.data_dir}: run `cairn ingest FOLDER` first")
+        raise SystemExit(
+            f"no chunks in collection '{settings.collection}' at {settings.data_dir}: run `cairn ingest FOLDER` first"
+        )
     texts = [_embed_text(p.payload) for p in points]
     dense_vecs = dense.encode_documents(texts)
     sparse_vecs = sparse.encode_documents(texts)
@@ -110,7 +112,9 @@ def build_replica(store: EdgeStore, source: Sequence[_SourceChunk], size: int, s
         payload = dict(chunk.payload)
         if copy:
             payload["doc_id"] = f"{payload.get('doc_id', '')}#{copy}"
-        batch.append(ChunkPoint(str(uuid.uuid5(uuid.UUID(chunk.id), str(copy))), vector.tolist(), chunk.sparse, payload))
+        batch.append(
+            ChunkPoint(str(uuid.uuid5(uuid.UUID(chunk.id), str(copy))), vector.tolist(), chunk.sparse, payload)
+        )
         if len(batch) == 1000:
             store.upsert_chunks(BENCH_COLLECTION, batch)
             batch = []
@@ -159,7 +163,9 @@ def load_queries(path: Path | None, source: Sequence[_SourceChunk], count: int, 
         texts = [row["text"] for row in rows]
     else:
         rng = random.Random(seed)
-        texts = [c.payload.get("text", "").split(". ")[0][:200] for c in rng.sample(list(source), min(count, len(source)))]
+        texts = [
+            c.payload.get("text", "").split(". ")[0][:200] for c in rng.sample(list(source), min(count, len(source)))
+        ]
     texts = [t for t in texts if t.strip()]
     while len(texts) < count:  # a short query file is cycled to reach the requested count
         texts += texts[: count - len(texts)]
@@ -180,7 +186,10 @@ def bench_search(
     queries = load_queries(queries_file, source, query_count)
     reranker, reranker_label = timing_reranker(settings)
     bench = SearchBench(
-        source=f"{settings.data_dir} / {settings.collection}", source_chunks=len(source), build_seconds={}, optimized=optimize
+        source=f"{settings.data_dir} / {settings.collection}",
+        source_chunks=len(source),
+        build_seconds={},
+        optimized=optimize,
     )
     if "stand-in" in reranker_label:
         bench.notes.append(
@@ -215,17 +224,23 @@ def bench_search(
 
 
 def markdown(bench: SearchBench) -> str:
+    hnsw = "built (optimize)" if bench.optimized else "not built (exact search)"
     lines = [
         f"Source: {bench.source_chunks} chunks from `{bench.source}`, replicated with distinct ids "
-        f"(dense noise σ={_NOISE}); embedded store, HNSW {'built (optimize)' if bench.optimized else 'not built (exact search)'}.",
+        f"(dense noise σ={_NOISE}); embedded store, HNSW {hnsw}.",
         "",
         "| chunks | reranker | depth | queries | encode p50/p95 | search p50/p95 | rerank p50/p95 | total p50/p95 |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in bench.rows:
         cells = [f"{row.stages[s].p50_ms:.1f} / {row.stages[s].p95_ms:.1f}" for s in STAGES]
-        lines.append(f"| {row.chunks:,} | {row.reranker} | {row.rerank_depth} | {row.queries} | " + " | ".join(cells) + " |")
-    lines += ["", "Times in ms. Build times: " + ", ".join(f"{n:,} chunks {s} s" for n, s in bench.build_seconds.items())]
+        lines.append(
+            f"| {row.chunks:,} | {row.reranker} | {row.rerank_depth} | {row.queries} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "Times in ms. Build times: " + ", ".join(f"{n:,} chunks {s} s" for n, s in bench.build_seconds.items()),
+    ]
     lines += [f"- {note}" for note in bench.notes]
     return "\n".join(lines)
 
@@ -242,7 +257,9 @@ def register(bench_app) -> None:
     @bench_app.command("search")
     def bench_search_command(
         sizes: str = typer.Option("10000,100000", "--sizes", help="comma-separated index sizes in chunks"),
-        queries: Path = typer.Option(None, "--queries", help='JSONL of {"id", "text"} (default: sentences from the index)'),
+        queries: Path = typer.Option(
+            None, "--queries", help='JSONL of {"id", "text"} (default: sentences from the index)'
+        ),
         query_count: int = typer.Option(120, "--query-count", min=10),
         optimize: bool = typer.Option(False, "--optimize", help="build HNSW before measuring (slow at 100k: minutes)"),
         out: Path = typer.Option(Path("evals/reports/bench"), "--out", help="bench report folder"),
@@ -256,7 +273,7 @@ def register(bench_app) -> None:
         try:
             size_list = [int(s) for s in sizes.split(",") if s.strip()]
         except ValueError:
-            raise typer.BadParameter(f"--sizes must be integers separated by commas, got {sizes!r}")
+            raise typer.BadParameter(f"--sizes must be integers separated by commas, got {sizes!r}") from None
         bench = bench_search(get_settings(), size_list, queries, query_count, optimize)
         text = markdown(bench)
         command = "cairn bench search --sizes " + sizes + (f" --queries {queries}" if queries else "")

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 ANONYMOUS_USER = "anonymous"
 

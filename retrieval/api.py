@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Sequence
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Request,
+    Response,
+    status,
+)
 from fastapi.responses import JSONResponse
 
 from retrieval.access import AuthError, Identities, Identity

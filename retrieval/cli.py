@@ -29,7 +29,7 @@ def _queries(path: Path) -> Iterator[tuple[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise _fail(f"cannot read {path}: {exc.strerror}", 2)
+        raise _fail(f"cannot read {path}: {exc.strerror}", 2) from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -37,7 +37,7 @@ def _queries(path: Path) -> Iterator[tuple[str, str]]:
             row = json.loads(line)
             yield str(row["id"]), str(row["text"])
         except (ValueError, KeyError, TypeError):
-            raise _fail(f'{path}:{number}: expected a JSON object with "id" and "text"', 2)
+            raise _fail(f'{path}:{number}: expected a JSON object with "id" and "text"', 2) from None
 
 
 def _stage(score: StageScore | None) -> str:
@@ -49,14 +49,20 @@ def _print_table(response: SearchResponse, console: Console) -> None:
     for column in ("#", "dense", "bm25", "fused", "rerank", "document", "passage"):
         table.add_column(column, overflow="fold", no_wrap=column in ("#", "dense", "bm25", "fused", "rerank"))
     for rank, hit in enumerate(response.hits, 1):
-        where = hit.path + (f" p.{hit.page}" if hit.page else "") + (f"\n[dim]{hit.section}[/dim]" if hit.section else "")
+        where = (
+            hit.path + (f" p.{hit.page}" if hit.page else "") + (f"\n[dim]{hit.section}[/dim]" if hit.section else "")
+        )
         snippet = " ".join(hit.text.split())[:160]
         s = hit.scores
         table.add_row(str(rank), _stage(s.dense), _stage(s.sparse), _stage(s.fused), _stage(s.rerank), where, snippet)
     console.print(table)
     rerank = response.rerank
-    console.print(f"[dim]reranker: {rerank.reranker} ({'applied' if rerank.applied else 'not applied'})"
-                  + (f" - {rerank.note}" if rerank.note else "") + "[/dim]", highlight=False)
+    console.print(
+        f"[dim]reranker: {rerank.reranker} ({'applied' if rerank.applied else 'not applied'})"
+        + (f" - {rerank.note}" if rerank.note else "")
+        + "[/dim]",
+        highlight=False,
+    )
     console.print("[dim]" + "  ".join(f"{k} {v:.1f} ms" for k, v in response.timings_ms.items()) + "[/dim]")
 
 
@@ -72,7 +78,9 @@ def _options_error(exc: ValidationError) -> str:
 
 def search_command(
     query: Optional[str] = typer.Argument(None, help="the question; or use --queries"),
-    queries: Optional[Path] = typer.Option(None, "--queries", help='JSONL of {"id", "text"}: one JSON line out per query'),
+    queries: Optional[Path] = typer.Option(
+        None, "--queries", help='JSONL of {"id", "text"}: one JSON line out per query'
+    ),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=1000, help="hits to return (default CAIRN_TOP_K)"),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="rrf or dbsf (default CAIRN_FUSION)"),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or sparse"),
@@ -105,27 +113,34 @@ def search_command(
         if query is not None:
             SearchRequest(query=query, **options)  # reject bad options before loading models
     except ValidationError as exc:
-        raise _fail(_options_error(exc), 2)
+        raise _fail(_options_error(exc), 2) from None
 
-    batch = list(_queries(queries)) if queries is not None else []  # a bad line fails before models load
+    # Every query is checked before models load: a bad line fails fast, not halfway through.
+    batch: list[tuple[str, SearchRequest]] = []
+    for query_id, text in _queries(queries) if queries is not None else ():
+        try:
+            batch.append((query_id, SearchRequest(query=text, **options)))
+        except ValidationError as exc:
+            raise _fail(f"{queries}: query {query_id}: {exc.errors()[0]['msg']}", 2) from None
     settings = get_settings()
     try:
         identity = Identities.from_settings(settings).resolve(api_key)
     except (AuthError, IdentitiesFileError) as exc:
-        raise _fail(str(exc), 2)
+        raise _fail(str(exc), 2) from None
     try:
         service = SearchService.from_settings(settings)
     except StoreError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     try:
         if queries is not None:
-            for query_id, text in batch:
-                try:
-                    response = service.search(SearchRequest(query=text, **options), identity)
-                except ValidationError as exc:
-                    raise _fail(f"{queries}: query {query_id}: {exc.errors()[0]['msg']}", 2)
-                row = {"query_id": query_id, "hits": [h.model_dump(mode="json") for h in response.hits],
-                       "rerank": response.rerank.model_dump(mode="json"), "timings_ms": response.timings_ms}
+            for query_id, request in batch:
+                response = service.search(request, identity)
+                row = {
+                    "query_id": query_id,
+                    "hits": [h.model_dump(mode="json") for h in response.hits],
+                    "rerank": response.rerank.model_dump(mode="json"),
+                    "timings_ms": response.timings_ms,
+                }
                 sys.stdout.write(json.dumps(row) + "\n")
                 sys.stdout.flush()
             return
@@ -135,7 +150,7 @@ def search_command(
         else:
             _print_table(response, Console())
     except StoreError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     finally:
         service.close()
 
@@ -157,18 +172,21 @@ def serve_command(
     try:
         identities = Identities.from_settings(settings)
     except IdentitiesFileError as exc:
-        raise _fail(str(exc), 2)
+        raise _fail(str(exc), 2) from None
     try:
         service = SearchService.from_settings(settings)
     except StoreError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     routers = []
     if importlib.util.find_spec("retrieval.answer.api") is not None:  # the answer endpoints, once that part exists
         from retrieval.answer.api import router as answer_router
 
         routers.append(answer_router)
     if not identities.keys_configured:
-        _err.print(f"[yellow]no CAIRN_IDENTITIES_FILE: every caller is anonymous with groups {settings.anonymous_groups}[/yellow]")
+        _err.print(
+            "[yellow]no CAIRN_IDENTITIES_FILE: every caller is anonymous with groups "
+            f"{settings.anonymous_groups}[/yellow]"
+        )
     try:
         uvicorn.run(create_app(service, identities, routers), host=host or settings.host, port=port or settings.port)
     finally:

@@ -148,7 +148,9 @@ class ContextAssembler:
         candidates = self._relevant_and_distinct(hits, limits, dropped)
         state = _Selection(self.counter, limits)
         for rank, hit in candidates:
-            reason = state.add(hit.doc_id, hit.path, hit.title, _Chunk(hit.id, hit.chunk_index, hit.text, hit.section, hit, rank))
+            reason = state.add(
+                hit.doc_id, hit.path, hit.title, _Chunk(hit.id, hit.chunk_index, hit.text, hit.section, hit, rank)
+            )
             if reason:
                 dropped.append(DroppedHit(id=hit.id, path=hit.path, reason=reason))
         if limits.neighbours > 0:
@@ -191,7 +193,12 @@ class ContextAssembler:
             found: dict[int, _Chunk] = {}
             for point in self.store.scroll(self.collection, wanted, fields=("chunk_index", "text", "section")):
                 index = int(point.payload["chunk_index"])
-                found.setdefault(index, _Chunk(point.id, index, point.payload.get("text", ""), point.payload.get("section", ""), None, None))
+                found.setdefault(
+                    index,
+                    _Chunk(
+                        point.id, index, point.payload.get("text", ""), point.payload.get("section", ""), None, None
+                    ),
+                )
             available[doc.doc_id] = found
         for _ in range(distance):
             for doc in sorted(state.documents.values(), key=lambda d: d.best_rank):
@@ -203,7 +210,12 @@ class ContextAssembler:
                         near_a_hit = min(hit_indexes) - distance <= index <= max(hit_indexes) + distance
                         chunk = available[doc.doc_id].get(index)
                         # A neighbour helps when it continues the same passage, not the next topic.
-                        if near_a_hit and chunk is not None and chunk.section == edge.section and index not in doc.chunks:
+                        if (
+                            near_a_hit
+                            and chunk is not None
+                            and chunk.section == edge.section
+                            and index not in doc.chunks
+                        ):
                             state.add(doc.doc_id, doc.path, doc.title, chunk)
 
 

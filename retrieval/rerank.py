@@ -143,7 +143,9 @@ class CrossEncoderReranker(ScoringReranker):
             return
         architectures = getattr(getattr(loaded.model, "config", None), "architectures", None) or []
         if not allow_untrained_head and not any(a.endswith("ForSequenceClassification") for a in architectures):
-            self._reason = f"CAIRN_RERANKER_MODEL={model} has no trained sequence-classification head; results are in fused order"
+            self._reason = (
+                f"CAIRN_RERANKER_MODEL={model} has no trained sequence-classification head; results are in fused order"
+            )
             return
         self._model = loaded
 
@@ -200,7 +202,9 @@ class CohereReranker(ScoringReranker):
             )
         except Exception as exc:  # the SDK raises per-status classes plus httpx errors
             status = getattr(exc, "status_code", None)
-            raise RerankError(f"Cohere Rerank error{f' (HTTP {status})' if status else ''}: {type(exc).__name__}") from exc
+            raise RerankError(
+                f"Cohere Rerank error{f' (HTTP {status})' if status else ''}: {type(exc).__name__}"
+            ) from exc
         scores: dict[int, float] = {r.index: float(r.relevance_score) for r in response.results}
         if sorted(scores) != list(range(len(texts))):
             raise RerankError(f"Cohere Rerank scored {len(scores)} of {len(texts)} passages")

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from retrieval.access import Identity
-from retrieval.context import ContextAssembler, ContextLimits, TokenCounter, TokenizerCounter
+from retrieval.context import (
+    ContextAssembler,
+    ContextLimits,
+    TokenCounter,
+    TokenizerCounter,
+)
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.filters import access_filter, build_filter
 from retrieval.models import (
@@ -163,7 +168,12 @@ class SearchService:
             reranker=self.reranker.name, applied=self.reranker.available, note=self.reranker.unavailable_reason
         )
         models = {"dense": self.dense.model_name, "sparse": "bm25 (qdrant)", "rerank": self.reranker.name}
-        base: dict[str, Any] = {"backend": self.backend, "collection": self.settings.collection, "models": models, "reranker": rerank}
+        base: dict[str, Any] = {
+            "backend": self.backend,
+            "collection": self.settings.collection,
+            "models": models,
+            "reranker": rerank,
+        }
         visible = access_filter(identity.groups)
         try:
             with self._lock:
@@ -172,14 +182,20 @@ class SearchService:
                     self.store.count(self._files(), visible) if self.store.collection_exists(self._files()) else 0
                 )
         except StoreError as exc:
-            return HealthResponse(status="degraded", index_reachable=False, documents=0, chunks=0, problem=str(exc), **base)
+            return HealthResponse(
+                status="degraded", index_reachable=False, documents=0, chunks=0, problem=str(exc), **base
+            )
         return HealthResponse(status="ok", index_reachable=True, documents=documents, chunks=chunks, **base)
 
     def stats(self) -> dict[str, Any]:
         """Whole-index numbers for the operator (CLI, evals); never served to an API caller."""
         with self._lock:
             chunks = self.store.count(self.settings.collection)
-            files = list(self.store.scroll(self._files(), fields=("file_type",))) if self.store.collection_exists(self._files()) else []
+            files = (
+                list(self.store.scroll(self._files(), fields=("file_type",)))
+                if self.store.collection_exists(self._files())
+                else []
+            )
         return {
             "backend": self.backend,
             "collection": self.settings.collection,

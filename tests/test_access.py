@@ -6,7 +6,14 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from fixtures_retrieval import HR, NOBODY, PUBLIC, RESTRICTED_PATH, RESTRICTED_PHRASE, retrieval_settings
+from fixtures_retrieval import (
+    HR,
+    NOBODY,
+    PUBLIC,
+    RESTRICTED_PATH,
+    RESTRICTED_PHRASE,
+    retrieval_settings,
+)
 from pydantic import ValidationError
 
 from retrieval.access import AuthError, Identities, IdentitiesFileError
@@ -104,7 +111,9 @@ def test_missing_identities_file(tmp_path):
 
 
 def restricted_ids(service) -> tuple[str, set[str]]:
-    points = list(service.store.scroll(service.settings.collection, Filter(must=(MatchAny("path", (RESTRICTED_PATH,)),))))
+    points = list(
+        service.store.scroll(service.settings.collection, Filter(must=(MatchAny("path", (RESTRICTED_PATH,)),)))
+    )
     assert points, "the fixture must index the restricted document"
     return points[0].payload["doc_id"], {p.id for p in points}
 

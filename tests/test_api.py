@@ -73,7 +73,13 @@ def test_search_anonymous_and_with_keys(client):
     ],
 )
 def test_bad_keys_get_401_on_every_route(client, headers):
-    for method, path, body in (("post", "/search", {"query": "x"}), ("post", "/context", {"query": "x"}), ("get", "/health", None), ("get", "/documents", None), ("get", "/whoami", None)):
+    for method, path, body in (
+        ("post", "/search", {"query": "x"}),
+        ("post", "/context", {"query": "x"}),
+        ("get", "/health", None),
+        ("get", "/documents", None),
+        ("get", "/whoami", None),
+    ):
         response = client.request(method, path, json=body, headers=headers)
         assert response.status_code == 401, (path, headers)
         assert response.headers["www-authenticate"] == "Bearer"
@@ -81,7 +87,9 @@ def test_bad_keys_get_401_on_every_route(client, headers):
 
 
 def test_a_key_is_required_when_anonymous_access_is_off(service):
-    identities = Identities(IdentitiesConfig(anonymous_groups=[], users=[UserEntry(user="hana", api_key=HR_KEY, groups=["hr"])]))
+    identities = Identities(
+        IdentitiesConfig(anonymous_groups=[], users=[UserEntry(user="hana", api_key=HR_KEY, groups=["hr"])])
+    )
     with TestClient(create_app(service, identities)) as client:
         refused = client.post("/search", json={"query": "vacation"})
         assert refused.status_code == 401 and "API key is required" in refused.json()["detail"]
@@ -99,7 +107,10 @@ def test_a_key_is_required_when_anonymous_access_is_off(service):
         ({"query": "x", "filters": {"groups": ["hr"]}}, "groups"),
         ({"query": "x", "groups": ["hr"]}, "groups"),
         ({"query": "x", "filters": {"modified_after": "yesterday"}}, "modified_after"),
-        ({"query": "x", "filters": {"modified_after": "2025-01-01", "modified_before": "2024-01-01"}}, "modified_after"),
+        (
+            {"query": "x", "filters": {"modified_after": "2025-01-01", "modified_before": "2024-01-01"}},
+            "modified_after",
+        ),
     ],
 )
 def test_bad_bodies_get_422_naming_the_field(client, body, field):
@@ -134,7 +145,9 @@ def test_health_and_documents_are_filtered_by_caller(client):
     documents = client.get("/documents").json()["documents"]
     assert len(documents) == anonymous["documents"]
     assert RESTRICTED_PATH not in {d["path"] for d in documents}
-    assert RESTRICTED_PATH in {d["path"] for d in client.get("/documents", headers={"X-API-Key": HR_KEY}).json()["documents"]}
+    assert RESTRICTED_PATH in {
+        d["path"] for d in client.get("/documents", headers={"X-API-Key": HR_KEY}).json()["documents"]
+    }
 
 
 def test_extra_routers_get_the_callers_identity(client):

@@ -7,7 +7,13 @@ import re
 import pytest
 from fixtures_retrieval import HR, PUBLIC, RESTRICTED_PATH
 
-from retrieval.context import ContextAssembler, ContextLimits, FunctionCounter, TokenizerCounter, join_chunks
+from retrieval.context import (
+    ContextAssembler,
+    ContextLimits,
+    FunctionCounter,
+    TokenizerCounter,
+    join_chunks,
+)
 from retrieval.filters import access_filter
 from retrieval.models import ContextRequest, SearchRequest, StageScores
 from retrieval.rerank import with_rerank_scores
@@ -56,7 +62,9 @@ def test_budget_is_never_exceeded(service, budget):
 
 def test_budget_drops_are_reported(service):
     hits = service.search(SearchRequest(query=QUERIES[1], top_k=8, rerank=False), PUBLIC).hits
-    result = assembler(service).assemble(hits, access_filter(PUBLIC.groups), ContextLimits(token_budget=60, neighbours=0))
+    result = assembler(service).assemble(
+        hits, access_filter(PUBLIC.groups), ContextLimits(token_budget=60, neighbours=0)
+    )
     assert result.blocks
     assert "budget" in {d.reason for d in result.dropped}
 
@@ -76,7 +84,9 @@ def test_near_duplicates_are_removed(service):
 
 def test_neighbours_are_joined_in_document_order_without_repeating_the_overlap(service):
     [hit] = chunk_hits(service, ("engineering/deploy-guide.md", 2))
-    result = assembler(service).assemble([hit], access_filter(PUBLIC.groups), ContextLimits(token_budget=1500, neighbours=1))
+    result = assembler(service).assemble(
+        [hit], access_filter(PUBLIC.groups), ContextLimits(token_budget=1500, neighbours=1)
+    )
     [block] = result.blocks
     indexes = _indexes(service, block.chunk_ids)
     assert indexes == [1, 2, 3]  # both neighbours, same section, in order
@@ -95,7 +105,9 @@ def test_neighbours_stay_within_the_section(service):
 def test_neighbours_only_when_they_fit(service):
     [hit] = chunk_hits(service, ("engineering/deploy-guide.md", 2))
     tight = service.token_counter.count(hit.text) + 5
-    result = assembler(service).assemble([hit], access_filter(PUBLIC.groups), ContextLimits(token_budget=tight, neighbours=1))
+    result = assembler(service).assemble(
+        [hit], access_filter(PUBLIC.groups), ContextLimits(token_budget=tight, neighbours=1)
+    )
     assert [b.chunk_ids for b in result.blocks] == [[hit.id]]
 
 
@@ -109,7 +121,9 @@ def test_neighbour_fetches_go_through_the_access_filter(service):
 
 
 def test_per_document_cap(service):
-    hits = chunk_hits(service, ("handbook/vacation-policy.md", 0), ("handbook/vacation-policy.md", 2), ("handbook/expenses.md", 1))
+    hits = chunk_hits(
+        service, ("handbook/vacation-policy.md", 0), ("handbook/vacation-policy.md", 2), ("handbook/expenses.md", 1)
+    )
     limits = ContextLimits(max_blocks_per_doc=1, neighbours=0)
     result = assembler(service).assemble(hits, access_filter(PUBLIC.groups), limits)
     assert [b.path for b in result.blocks] == ["handbook/vacation-policy.md", "handbook/expenses.md"]
@@ -117,7 +131,9 @@ def test_per_document_cap(service):
 
 
 def test_max_blocks(service):
-    hits = chunk_hits(service, ("handbook/expenses.md", 0), ("engineering/python-faq.txt", 0), ("handbook/onboarding.html", 1))
+    hits = chunk_hits(
+        service, ("handbook/expenses.md", 0), ("engineering/python-faq.txt", 0), ("handbook/onboarding.html", 1)
+    )
     result = assembler(service).assemble(hits, access_filter(PUBLIC.groups), ContextLimits(max_blocks=2, neighbours=0))
     assert len(result.blocks) == 2
     assert [d.reason for d in result.dropped] == ["max_blocks"]
@@ -145,7 +161,9 @@ def test_adjacent_hits_make_one_block(service):
 
 
 def test_threshold_applies_to_rerank_scores(service):
-    hits = chunk_hits(service, ("handbook/expenses.md", 0), ("engineering/python-faq.txt", 0), ("handbook/onboarding.html", 1))
+    hits = chunk_hits(
+        service, ("handbook/expenses.md", 0), ("engineering/python-faq.txt", 0), ("handbook/onboarding.html", 1)
+    )
     reranked = with_rerank_scores(hits, [2.5, -1.0, 0.7])
     limits = ContextLimits(min_rerank_score=0.5, neighbours=0)
     result = assembler(service).assemble(reranked, access_filter(PUBLIC.groups), limits)
@@ -165,7 +183,9 @@ def test_service_context_uses_the_request_budget(service):
 
 def test_service_context_counts_with_the_answer_models_tokenizer(service):
     words = FunctionCounter(lambda text: len(text.split()))
-    response = service.context(ContextRequest(query=QUERIES[2], token_budget=50, rerank=False), PUBLIC, token_counter=words)
+    response = service.context(
+        ContextRequest(query=QUERIES[2], token_budget=50, rerank=False), PUBLIC, token_counter=words
+    )
     assert response.blocks and all(b.tokens == len(b.text.split()) for b in response.blocks)
     assert response.tokens_used <= 50
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from fixtures_retrieval import COMPANY_FILES, retrieval_settings
 
-from evals.bench_search import STAGES, SearchBench, SearchBenchRow, _SourceChunk, build_replica, markdown, measure
+from evals.bench_search import (
+    STAGES,
+    SearchBench,
+    SearchBenchRow,
+    _SourceChunk,
+    build_replica,
+    markdown,
+    measure,
+)
 from retrieval.rerank import NoReranker
 from retrieval.service import SearchService
 from retrieval.store.edge import EdgeStore
@@ -16,7 +24,12 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
     texts = [p.strip() for text in COMPANY_FILES.values() for p in text.split("\n\n") if len(p.strip()) > 40][:12]
     vectors = dense.encode_documents(texts)
     source = [
-        _SourceChunk(f"00000000-0000-4000-8000-{i:012d}", vectors[i], sparse.encode_documents([t])[0], {"text": t, "groups": ["public"], "doc_id": f"d{i}", "path": f"p{i}.md", "chunk_index": 0})
+        _SourceChunk(
+            f"00000000-0000-4000-8000-{i:012d}",
+            vectors[i],
+            sparse.encode_documents([t])[0],
+            {"text": t, "groups": ["public"], "doc_id": f"d{i}", "path": f"p{i}.md", "chunk_index": 0},
+        )
         for i, t in enumerate(texts)
     ]
     store = EdgeStore(tmp_path / "bench")
@@ -25,7 +38,9 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
         assert store.count("bench") == 100  # distinct ids: no copy overwrote another
         settings = retrieval_settings(tmp_path, collection="bench")
         service = SearchService(settings, store, dense, sparse, NoReranker())
-        stages = measure(service, ["meal allowance abroad", "vacation carry over", "rollback a release"] * 4, rerank=False, top_k=5)
+        stages = measure(
+            service, ["meal allowance abroad", "vacation carry over", "rollback a release"] * 4, rerank=False, top_k=5
+        )
     finally:
         store.close()
     assert set(stages) == set(STAGES)

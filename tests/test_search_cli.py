@@ -47,7 +47,12 @@ def _env(settings, **extra) -> dict[str, str]:
 
 def cairn(settings, *args: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "cairn", *args], cwd=REPO, env=_env(settings, **env), capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cairn", *args],
+        cwd=REPO,
+        env=_env(settings, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -82,7 +87,14 @@ def test_queries_file_gives_one_json_line_per_query(cli_index, tmp_path):
 
 def test_single_query_with_filters_as_a_table_and_as_json(cli_index):
     table = cairn(
-        cli_index, "search", "rollback a release", "--file-type", "md", "--path-prefix", "engineering", "--no-rerank",
+        cli_index,
+        "search",
+        "rollback a release",
+        "--file-type",
+        "md",
+        "--path-prefix",
+        "engineering",
+        "--no-rerank",
         COLUMNS="200",  # rich's width off a terminal
     )
     assert table.returncode == 0, table.stderr
@@ -124,15 +136,19 @@ def test_usage_errors_exit_2_and_say_what_is_wrong(args, message):
     assert result.exit_code == 2 and message in result.output
 
 
-def test_a_bad_queries_line_names_the_file_and_line(tmp_path):
+@pytest.mark.parametrize(
+    "line,expected",
+    [('{"text": "no id"}', "bad.jsonl:2"), ('{"id": "q2", "text": "' + "x" * 2001 + '"}', "bad.jsonl: query q2")],
+)
+def test_a_bad_queries_line_names_the_file_and_line(tmp_path, line, expected):
     from typer.testing import CliRunner
 
     from cairn.cli import app
 
     queries = tmp_path / "bad.jsonl"
-    queries.write_text('{"id": "q1", "text": "vacation"}\n{"text": "no id"}\n')
+    queries.write_text('{"id": "q1", "text": "vacation"}\n' + line + "\n")
     result = CliRunner().invoke(app, ["search", "--queries", str(queries), "--json"])
-    assert result.exit_code == 2 and f"{queries}:2" in result.output
+    assert result.exit_code == 2 and expected in result.output
 
 
 def test_no_index_says_to_ingest(tmp_path):
@@ -151,7 +167,11 @@ def test_serve_answers_search_and_health(cli_index):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cairn", "serve", "--port", str(port)],
-        cwd=REPO, env=_env(cli_index), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=_env(cli_index),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"

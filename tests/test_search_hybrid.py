@@ -27,13 +27,17 @@ def _engine_fusion(store, settings, dense_vec, sparse_vec, flt, fusion, prefetch
             qe.Prefetch(limit=prefetch, query=qe.Query.Nearest(dense_vec, using=DENSE_VECTOR), filter=f),
             qe.Prefetch(
                 limit=prefetch,
-                query=qe.Query.Nearest(qe.SparseVector(indices=sparse_vec.indices, values=sparse_vec.values), using=SPARSE_VECTOR),
+                query=qe.Query.Nearest(
+                    qe.SparseVector(indices=sparse_vec.indices, values=sparse_vec.values), using=SPARSE_VECTOR
+                ),
                 filter=f,
             ),
         ]
         query = qe.Fusion.Dbsf() if fusion.kind == "dbsf" else qe.Fusion.Rrf(k=fusion.k, weights=list(fusion.weights))
         shard = store._shard(settings.collection)
-        points = shard.query(qe.QueryRequest(limit=limit, prefetches=prefetches, query=query, filter=f, with_payload=False))
+        points = shard.query(
+            qe.QueryRequest(limit=limit, prefetches=prefetches, query=query, filter=f, with_payload=False)
+        )
         return [(str(p.id), p.score) for p in points]
     from qdrant_client import models
 
@@ -42,14 +46,21 @@ def _engine_fusion(store, settings, dense_vec, sparse_vec, flt, fusion, prefetch
     f = _to_filter(flt)
     prefetches = [
         models.Prefetch(query=dense_vec, using=DENSE_VECTOR, limit=prefetch, filter=f),
-        models.Prefetch(query=models.SparseVector(indices=sparse_vec.indices, values=sparse_vec.values), using=SPARSE_VECTOR, limit=prefetch, filter=f),
+        models.Prefetch(
+            query=models.SparseVector(indices=sparse_vec.indices, values=sparse_vec.values),
+            using=SPARSE_VECTOR,
+            limit=prefetch,
+            filter=f,
+        ),
     ]
     query = (
         models.FusionQuery(fusion=models.Fusion.DBSF)
         if fusion.kind == "dbsf"
         else models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=list(fusion.weights)))
     )
-    response = store.client.query_points(settings.collection, prefetch=prefetches, query=query, query_filter=f, limit=limit)
+    response = store.client.query_points(
+        settings.collection, prefetch=prefetches, query=query, query_filter=f, limit=limit
+    )
     return [(str(p.id), p.score) for p in response.points]
 
 
@@ -71,14 +82,19 @@ def test_fused_hits_are_exactly_what_qdrant_fuses(service, encoders, fusion):
     got = [(h.id, h.scores.fused.score) for h in response.hits]
     assert [i for i, _ in got] == [i for i, _ in expected]
     assert [s for _, s in got] == pytest.approx([s for _, s in expected], rel=1e-5)
-    assert response.hits[0].path == "handbook/vacation-policy.md" or response.hits[0].path == "archive/vacation-policy-2023.md"
+    assert (
+        response.hits[0].path == "handbook/vacation-policy.md"
+        or response.hits[0].path == "archive/vacation-policy-2023.md"
+    )
 
 
 def test_weighted_rrf_scores_match_the_reported_stage_ranks(service):
     """Qdrant's weighted RRF: sum of 1 / (rank / weight + k - 1) over the stages that returned
     the point (a weight scales the rank). Checks our 1-based ranks against the engine's fusion."""
     settings = service.settings
-    response = service.search(SearchRequest(query="rollback a release of the billing service", top_k=10, rerank=False), PUBLIC)
+    response = service.search(
+        SearchRequest(query="rollback a release of the billing service", top_k=10, rerank=False), PUBLIC
+    )
     assert response.hits
     for hit in response.hits:
         s = hit.scores

@@ -8,7 +8,13 @@ from fixtures_retrieval import PUBLIC, retrieval_settings
 
 from retrieval.model_sources import resolve_model
 from retrieval.models import SearchRequest
-from retrieval.rerank import CohereReranker, CrossEncoderReranker, NoReranker, build_reranker, rerank_hits
+from retrieval.rerank import (
+    CohereReranker,
+    CrossEncoderReranker,
+    NoReranker,
+    build_reranker,
+    rerank_hits,
+)
 from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL
 
@@ -50,7 +56,9 @@ def test_build_reranker_auto(tmp_path):
     assert isinstance(none, NoReranker) and "COHERE_API_KEY" in none.unavailable_reason
     cohere = build_reranker(retrieval_settings(tmp_path, reranker="auto", cohere_api_key="k" * 20))
     assert isinstance(cohere, CohereReranker) and cohere.available
-    local = build_reranker(retrieval_settings(tmp_path, reranker="auto", reranker_model=str(tmp_path / "m"), cohere_api_key="k"))
+    local = build_reranker(
+        retrieval_settings(tmp_path, reranker="auto", reranker_model=str(tmp_path / "m"), cohere_api_key="k")
+    )
     assert isinstance(local, CrossEncoderReranker)  # a configured local model comes first
     assert isinstance(build_reranker(retrieval_settings(tmp_path, reranker="none", cohere_api_key="k")), NoReranker)
 
@@ -112,7 +120,9 @@ def test_cohere_rerank(service, fake_cohere_rerank):
     assert all(h.scores.rerank is None for h in response.hits[6:])
 
 
-@pytest.mark.parametrize("mode,reason", [("500", "HTTP 500"), ("malformed", "Cohere Rerank"), ("partial", "scored 1 of")])
+@pytest.mark.parametrize(
+    "mode,reason", [("500", "HTTP 500"), ("malformed", "Cohere Rerank"), ("partial", "scored 1 of")]
+)
 def test_cohere_failures_fall_back_to_fused_order(service, fake_cohere_rerank, mode, reason):
     fake_cohere_rerank.mode = mode
     reranker = CohereReranker("test-key-000000000000", "rerank-v3.5", base_url=fake_cohere_rerank.url)

@@ -66,6 +66,8 @@ def answer(
         provider=body.provider,
         filters=body.filters,
         top_k=body.top_k,
+        fusion=body.fusion,
+        rerank=body.rerank,
     )
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(

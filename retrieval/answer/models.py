@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.models import ContextBlock, SearchFilters
+from retrieval.models import ContextBlock, ContextResponse, SearchFilters
+from retrieval.settings import FusionKind
 
 
 class ChatTurn(BaseModel):
@@ -30,6 +31,8 @@ class AnswerRequest(BaseModel):
     )
     stream: bool = False  # SSE instead of one JSON response
     top_k: int | None = Field(default=None, ge=1, le=1000)
+    fusion: FusionKind | None = None  # None: the service's setting
+    rerank: bool = True
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
@@ -74,6 +77,9 @@ class ContextEvent(BaseModel):
     type: Literal["context"] = "context"
     rewritten_query: str | None
     context: list[ContextBlock]
+    # The whole retrieval behind the blocks: every candidate with its stage scores, the hits
+    # left out and why, the time per stage (None when the blocks were given, not retrieved).
+    retrieval: ContextResponse | None = None
 
 
 class TokenEvent(BaseModel):

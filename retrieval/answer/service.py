@@ -28,7 +28,7 @@ from retrieval.answer.providers import (
 )
 from retrieval.answer.rewrite import FollowUpRewriter, RewrittenQuery
 from retrieval.models import ContextBlock, ContextResponse, SearchFilters, SearchRequest
-from retrieval.settings import Settings
+from retrieval.settings import FusionKind, Settings
 
 if TYPE_CHECKING:
     from retrieval.access import Identity
@@ -106,6 +106,8 @@ class AnswerService:
         provider: str | None = None,
         filters: SearchFilters | None = None,
         top_k: int | None = None,
+        fusion: FusionKind | None = None,
+        rerank: bool = True,
     ) -> Iterator[AnswerEvent]:
         """Context event, token events as generated (reset events when a provider fails
         mid-answer), then one final event with the resolved citations."""
@@ -124,6 +126,8 @@ class AnswerService:
         request = SearchRequest(
             query=(rewritten.query if rewritten else question)[:2000],  # the request's limit
             top_k=top_k,
+            fusion=fusion,
+            rerank=rerank,
             filters=filters or SearchFilters(),
         )
         context = self.search.context(request, identity)
@@ -139,6 +143,7 @@ class AnswerService:
             rewritten=rewritten,
             timings=timings,
             started=started,
+            retrieval=context,
         )
 
     def stream_from_context(
@@ -150,13 +155,14 @@ class AnswerService:
         rewritten: RewrittenQuery | None = None,
         timings: dict[str, float] | None = None,
         started: float | None = None,
+        retrieval: ContextResponse | None = None,
     ) -> Iterator[AnswerEvent]:
         """Answer ``question`` from blocks already retrieved (the second half of ``stream``)."""
         started = started if started is not None else time.perf_counter()
         timings = dict(timings or {})
         chain = self.chain(provider)
         blocks = list(blocks)
-        yield ContextEvent(rewritten_query=rewritten.query if rewritten else None, context=blocks)
+        yield ContextEvent(rewritten_query=rewritten.query if rewritten else None, context=blocks, retrieval=retrieval)
 
         request = GenerationInput(
             question=question,
@@ -205,10 +211,14 @@ class AnswerService:
         provider: str | None = None,
         filters: SearchFilters | None = None,
         top_k: int | None = None,
+        fusion: FusionKind | None = None,
+        rerank: bool = True,
     ) -> AnswerResponse:
         """The whole answer at once (the stream, consumed)."""
         return final_response(
-            self.stream(question, identity, history, provider, filters=filters, top_k=top_k)
+            self.stream(
+                question, identity, history, provider, filters=filters, top_k=top_k, fusion=fusion, rerank=rerank
+            )
         )
 
 

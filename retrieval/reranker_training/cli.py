@@ -36,7 +36,7 @@ def _log_every(label: str, every: int):
 def train_reranker(
     out: Optional[Path] = typer.Option(None, "--out", help="Model folder (default: data/models/reranker-<collection>)."),
     from_index: bool = typer.Option(False, "--from-index", help="Mine training pairs from the indexed collection (no labels needed)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint, on the same pairs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out on its mined pairs, from its latest checkpoint if any."),
     pairs: int = typer.Option(5000, "--pairs", min=1, help="Most (query, passage) pairs to mine."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Training steps (default: one pass over the pairs)."),
     epochs: float = typer.Option(1.0, "--epochs", min=0.01, help="Passes over the pairs when --max-steps is not given."),
@@ -114,7 +114,8 @@ def train_reranker(
                 log(step, total, f"loss {loss:.4f}")
 
             trainer = RerankerTrainer(out, mined, config, on_step=on_step)
-            result = trainer.train(resume=resume)
+            # --resume after --mine-only starts training on the folder's pairs
+            result = trainer.train(resume=resume and trainer.latest_checkpoint() is not None)
     except TrainingError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE)

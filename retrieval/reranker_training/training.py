@@ -1,7 +1,9 @@
 """Fine-tune a `sentence_transformers.CrossEncoder` (one relevance logit) on mined pairs.
 
-Each step takes ``queries_per_step`` queries with their positive and negatives and applies
-sentence-transformers' `BinaryCrossEntropyLoss`. A small loop rather than `CrossEncoderTrainer`:
+Each step takes ``queries_per_step`` queries with their positive and negatives and applies a
+sentence-transformers loss: ``listwise`` (`MultipleNegativesRankingLoss`: softmax over each
+query's positive, its hard negatives and one in-batch negative) or ``bce``
+(`BinaryCrossEntropyLoss`, positives weighted up to balance the negatives). A small loop rather than `CrossEncoderTrainer`:
 the trainer needs the `datasets` package, which Cairn does not ship, and this loop checkpoints
 exactly what resuming needs (weights, optimizer, schedule, data position, RNG) every
 ``checkpoint_steps``, so a run cut by ``time_limit_s`` or a kill continues with ``resume``.
@@ -16,7 +18,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 from retrieval.model_sources import resolve_model
 from retrieval.reranker_training.mining import MinedPair
@@ -34,6 +36,7 @@ class TrainingError(RuntimeError):
 class TrainingConfig:
     base_model: str = DEFAULT_EMBEDDING_MODEL  # a bi-encoder gets a fresh classification head
     max_length: int = 256  # train at the length used at inference (CAIRN_RERANK_MAX_LENGTH)
+    loss: Literal["listwise", "bce"] = "listwise"
     queries_per_step: int = 8  # each brings its positive and negatives (~5 pairs)
     learning_rate: float = 5e-5  # the head starts from scratch: higher than a plain fine-tune
     weight_decay: float = 0.01
@@ -52,7 +55,7 @@ class RankingScore:
     """How a model ranks each held-out query's positive among its negatives."""
 
     pairs: int
-    loss: float  # binary cross-entropy of the logits against 1 (positive) / 0 (negatives)
+    loss: float  # -log softmax of the positive's logit within its group: falls as ranking improves
     mrr: float
     accuracy: float  # share of queries whose positive ranks first
 
@@ -106,8 +109,22 @@ def rows_of(pair: MinedPair) -> list[tuple[str, str, float]]:
     return [(pair.query, pair.positive, 1.0)] + [(pair.query, negative, 0.0) for negative in pair.negatives]
 
 
+def listwise_columns(batch: Sequence[MinedPair]) -> list[list[str]]:
+    """[queries, positives, negatives_1, ..., negatives_k]: equal columns, a short list padded
+    with the other queries' positives (passages from elsewhere in the corpus)."""
+    width = max(len(pair.negatives) for pair in batch)
+    columns: list[list[str]] = [[p.query for p in batch], [p.positive for p in batch]] + [[] for _ in range(width)]
+    for i, pair in enumerate(batch):
+        fillers = [other.positive for j, other in enumerate(batch) if j != i and other.positive != pair.positive]
+        negatives = list(pair.negatives) + fillers
+        negatives += [negatives[-1]] * (width - len(negatives))  # a batch of one, with nothing to borrow
+        for k in range(width):
+            columns[2 + k].append(negatives[k])
+    return columns
+
+
 def score_ranking(model, pairs: Sequence[MinedPair], batch_size: int = 32) -> RankingScore | None:
-    """Loss, MRR and accuracy@1 of ``model`` on ``pairs`` (each positive among its negatives)."""
+    """Listwise loss, MRR and accuracy@1 of ``model`` on ``pairs`` (each positive among its negatives)."""
     import torch
 
     if not pairs:
@@ -117,16 +134,16 @@ def score_ranking(model, pairs: Sequence[MinedPair], batch_size: int = 32) -> Ra
         [(q, p) for q, p, _ in rows], batch_size=batch_size, activation_fn=torch.nn.Identity(),
         show_progress_bar=False, convert_to_tensor=True,
     ).float().view(-1)
-    labels = torch.tensor([label for _, _, label in rows])
-    loss = float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels))
-    reciprocal, first, start = [], 0, 0
+    losses, reciprocal, first, start = [], [], 0, 0
     for pair in pairs:
         group = logits[start : start + 1 + len(pair.negatives)]
         start += len(group)
+        losses.append(float(-torch.log_softmax(group, dim=0)[0]))
         rank = 1 + int((group[1:] > group[0]).sum())
         reciprocal.append(1.0 / rank)
         first += rank == 1
-    return RankingScore(pairs=len(pairs), loss=round(loss, 4), mrr=round(sum(reciprocal) / len(pairs), 4), accuracy=round(first / len(pairs), 4))
+    n = len(pairs)
+    return RankingScore(pairs=n, loss=round(sum(losses) / n, 4), mrr=round(sum(reciprocal) / n, 4), accuracy=round(first / n, 4))
 
 
 class RerankerTrainer:
@@ -196,10 +213,18 @@ class RerankerTrainer:
             shutil.rmtree(old)
 
     # --- the run -------------------------------------------------------------------------
+    def _loss(self, loss_fn, batch: list[MinedPair]):
+        import torch
+
+        if self.config.loss == "listwise":
+            return loss_fn(listwise_columns(batch), torch.zeros(len(batch)))  # labels unused: column 1 is positive
+        queries, passages, labels = zip(*(row for pair in batch for row in rows_of(pair)))
+        return loss_fn([list(queries), list(passages)], torch.tensor(labels))
+
     def train(self, resume: bool = False) -> TrainingResult:
         import numpy as np
         import torch
-        from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+        from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, MultipleNegativesRankingLoss
         from transformers import get_linear_schedule_with_warmup
 
         config = self.config
@@ -217,7 +242,11 @@ class RerankerTrainer:
         random.seed(config.seed)
         np.random.seed(config.seed)
         model = load_cross_encoder(str(checkpoint) if checkpoint else config.base_model, config.max_length)
-        loss_fn = BinaryCrossEntropyLoss(model)
+        if config.loss == "listwise":
+            loss_fn = MultipleNegativesRankingLoss(model, num_negatives=1)
+        else:
+            negatives = sum(len(p.negatives) for p in self.train_pairs) / len(self.train_pairs)
+            loss_fn = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(negatives))
         no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
         params = list(model.named_parameters())
         optimizer = torch.optim.AdamW(
@@ -248,9 +277,7 @@ class RerankerTrainer:
         last_saved = step
         model.train()
         while step < total:
-            rows = [row for pair in self.batch(step) for row in rows_of(pair)]
-            queries, passages, labels = zip(*rows)
-            loss = loss_fn([list(queries), list(passages)], torch.tensor(labels))
+            loss = self._loss(loss_fn, self.batch(step))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
