@@ -66,11 +66,25 @@ def parsed_corpus(
     return ParsedCorpus(texts=dict(sorted(texts.items())), failures=failures)
 
 
+_PERSISTED_MARKER = "cairn-complete"
+
+
+def baseline_folder(cache_root: Path, evalset: EvalSet, corpus_digest: str, settings: Settings) -> Path:
+    """Where the built baseline index is kept: one per corpus, parser, model and llama-index version."""
+    from importlib.metadata import version
+
+    parts = (corpus_digest, str(CHUNKER_VERSION), settings.embedding_model, version("llama-index-core"))
+    key = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:12]
+    return Path(cache_root) / f"{evalset.name}-llamaindex-{key}"
+
+
 class LlamaIndexBaseline:
     """A `VectorStoreIndex` over the parsed corpus; `retrieve` answers like Cairn's eval calls."""
 
-    def __init__(self, corpus: ParsedCorpus, settings: Settings) -> None:
-        from llama_index.core import Document, VectorStoreIndex
+    def __init__(self, corpus: ParsedCorpus, settings: Settings, persist_dir: Path | None = None) -> None:
+        """Builds the index, or loads it from ``persist_dir`` when an earlier run saved it there
+        (the caller keys the folder by corpus and model; see `baseline_folder`)."""
+        from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage
         from llama_index.core.node_parser import SentenceSplitter
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
         from transformers import AutoTokenizer
@@ -81,11 +95,19 @@ class LlamaIndexBaseline:
         self.embed_model = HuggingFaceEmbedding(
             model_name=resolve_model(settings.embedding_model), device="cpu", embed_batch_size=settings.embed_batch_size
         )
-        documents = [Document(text=text, metadata={PATH_KEY: path}) for path, text in sorted(corpus.texts.items())]
         start = time.perf_counter()
-        self.index = VectorStoreIndex.from_documents(
-            documents, embed_model=self.embed_model, transformations=[SentenceSplitter()]
-        )
+        self.loaded = persist_dir is not None and (Path(persist_dir) / _PERSISTED_MARKER).exists()
+        if self.loaded:
+            storage = StorageContext.from_defaults(persist_dir=str(persist_dir))
+            self.index = load_index_from_storage(storage, embed_model=self.embed_model)
+        else:
+            documents = [Document(text=text, metadata={PATH_KEY: path}) for path, text in sorted(corpus.texts.items())]
+            self.index = VectorStoreIndex.from_documents(
+                documents, embed_model=self.embed_model, transformations=[SentenceSplitter()]
+            )
+            if persist_dir is not None:
+                self.index.storage_context.persist(persist_dir=str(persist_dir))
+                (Path(persist_dir) / _PERSISTED_MARKER).write_text("complete\n")  # after the save succeeded
         self.build_seconds = time.perf_counter() - start
         self.nodes = len(self.index.docstore.docs)
         # The same counter Cairn's context assembly uses by default (the dense model's tokenizer).

@@ -5,17 +5,19 @@ Measured in one process, models loaded before any clock starts:
 - the embedding model's chunks/s on exactly the texts the pipeline embedded, alone;
 - their ratio (1.0 = parsing, chunking, BM25 and writes cost nothing on top of embedding);
 - an unchanged re-run's time as a share of the first (incremental skip);
-- peak RSS of this process and of the parser workers.
+- peak RSS of this process and of the parser workers (sampled every 0.1 s during the runs).
 """
 
 from __future__ import annotations
 
-import resource
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
+
+import psutil
 
 from ingest.pipeline import IngestPipeline
 from retrieval.encoders import DenseEncoder, SparseEncoder
@@ -66,18 +68,48 @@ class _TappedEncoder:
         return vectors
 
 
-def _peak_mb(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+class _PeakMemory:
+    """Samples the resident memory of this process and, summed, of its children (the parser
+    workers) while a run goes on; keeps the peaks."""
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self.interval_s = interval_s
+        self.own_mb = 0.0
+        self.children_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while True:
+            children = 0
+            for child in me.children(recursive=True):
+                try:
+                    children += child.memory_info().rss
+                except psutil.Error:  # a worker that just ended
+                    pass
+            self.own_mb = max(self.own_mb, me.memory_info().rss / 2**20)
+            self.children_mb = max(self.children_mb, children / 2**20)
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> "_PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def bench_ingest(folder: Path, settings: Settings, dense: DenseEncoder | None = None) -> IngestBench:
-    folder = Path(folder).resolve()
+    label, folder = str(folder), Path(folder).resolve()
     dense = dense or DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
     sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
     dense.encode_documents(["warm-up"])  # first-call set-up stays out of the timings
     tapped = _TappedEncoder(dense)
     files = [p for p in folder.rglob("*") if p.is_file()]
-    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp, _PeakMemory() as memory:
         local = settings.model_copy(update={"data_dir": Path(tmp), "collection": BENCH_COLLECTION, "qdrant_url": None})
         store = EdgeStore(Path(tmp))
         try:
@@ -99,7 +131,7 @@ def bench_ingest(folder: Path, settings: Settings, dense: DenseEncoder | None = 
     pipeline_cps = chunks / first_s if first_s else 0.0
     embed_cps = chunks / embed_s if embed_s else 0.0
     return IngestBench(
-        folder=str(folder),
+        folder=label,
         files=len(files),
         corpus_mb=round(sum(p.stat().st_size for p in files) / 1e6, 2),
         chunks=chunks,
@@ -112,8 +144,8 @@ def bench_ingest(folder: Path, settings: Settings, dense: DenseEncoder | None = 
         dense_share_of_run=round(tapped.seconds / first_s, 3) if first_s else 0.0,
         rerun_s=round(rerun_s, 2),
         rerun_share=round(rerun_s / first_s, 3) if first_s else 0.0,
-        peak_rss_mb=round(_peak_mb(resource.RUSAGE_SELF), 1),
-        peak_rss_parser_mb=round(_peak_mb(resource.RUSAGE_CHILDREN), 1),
+        peak_rss_mb=round(memory.own_mb, 1),
+        peak_rss_parser_mb=round(memory.children_mb, 1),
         embedding_model=settings.embedding_model,
         chunk_tokens=settings.chunk_tokens,
         parse_workers=settings.parse_workers,
@@ -130,7 +162,10 @@ def markdown(bench: IngestBench) -> str:
         ("time inside the dense encoder during the run", f"{bench.dense_share_of_run:.0%}"),
         ("unchanged re-run", f"{bench.rerun_s} s = {bench.rerun_share:.1%} of the first run"),
         ("peak RSS (this process / parser workers)", f"{bench.peak_rss_mb} MB / {bench.peak_rss_parser_mb} MB"),
-        ("settings", f"{bench.embedding_model}, chunk_tokens={bench.chunk_tokens}, parse_workers={bench.parse_workers}"),
+        (
+            "settings",
+            f"{bench.embedding_model}, chunk_tokens={bench.chunk_tokens}, parse_workers={bench.parse_workers}",
+        ),
     ]
     lines = ["| measure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)

@@ -49,7 +49,8 @@ def _sections(out_dir: Path) -> list[dict[str, Any]]:
 
 def machine() -> str:
     memory_gb = psutil.virtual_memory().total / 2**30
-    return f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} CPUs, {memory_gb:.0f} GiB RAM, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {psutil.cpu_count()} CPUs, {memory_gb:.0f} GiB RAM, Python {platform.python_version()}"
 
 
 def rebuild(out_dir: Path) -> Path:

@@ -1,10 +1,10 @@
 """Search latency at scale: p50/p95 per stage over 100+ queries, at ~10k and ~100k chunks.
 
 How the big indexes are made: the chunks of a real embedded index (e.g. python-faq after
-`cairn ingest`) are read, encoded once with the real encoders, then replicated with distinct
-ids into a temporary embedded collection until it holds N chunks. Copies get small Gaussian
-noise on their dense vector (so they are not exact ties) and the same BM25 vector; encoding
-100k texts on 2 cores would take longer than the benchmark itself.
+`cairn ingest`) are read with the vectors ingestion stored, then replicated with distinct ids
+into a temporary embedded collection until it holds N chunks. Copies get small Gaussian noise
+on their dense vector (so they are not exact ties) and the same BM25 vector; encoding 100k
+texts on 2 cores would take longer than the benchmark itself.
 
 Each size is measured through the real `SearchService` (encode, one batched Qdrant Query API
 call, rerank), with and without a reranker. Without a trained cross-encoder configured
@@ -28,10 +28,10 @@ from typing import Sequence
 import numpy as np
 
 from retrieval.access import Identity
-from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.encoders import DenseEncoder, SparseEncoder, SparseVec
 from retrieval.models import SearchRequest
 from retrieval.rerank import CrossEncoderReranker, NoReranker, Reranker, build_reranker
-from retrieval.schema import ChunkPoint
+from retrieval.schema import DENSE_VECTOR, SPARSE_VECTOR, ChunkPoint
 from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL, Settings
 from retrieval.store.edge import EdgeStore
@@ -76,26 +76,34 @@ class _SourceChunk:
     payload: dict
 
 
-def read_source(settings: Settings, dense: DenseEncoder, sparse: SparseEncoder) -> list[_SourceChunk]:
-    """Every chunk of the configured index, re-encoded like ingestion does (header + body)."""
+def read_source(settings: Settings) -> list[_SourceChunk]:
+    """Every chunk of the configured embedded index, with the vectors ingestion stored."""
+    import qdrant_edge as qe
+
     store = EdgeStore(settings.data_dir)
+    chunks: list[_SourceChunk] = []
     try:
-        points = list(store.scroll(settings.collection))
+        # The IndexStore protocol returns no vectors; a benchmark may read the engine directly.
+        shard = store._shard(settings.collection)
+        offset = None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
+            )
+            for r in records:
+                vectors = r.vector or {}
+                bm25 = vectors[SPARSE_VECTOR]
+                sparse = SparseVec(indices=list(bm25.indices), values=[float(v) for v in bm25.values])
+                chunks.append(_SourceChunk(str(r.id), np.asarray(vectors[DENSE_VECTOR]), sparse, r.payload or {}))
+            if offset is None:
+                break
     finally:
         store.close()
-    if not points:
+    if not chunks:
         raise SystemExit(
             f"no chunks in collection '{settings.collection}' at {settings.data_dir}: run `cairn ingest FOLDER` first"
         )
-    texts = [_embed_text(p.payload) for p in points]
-    dense_vecs = dense.encode_documents(texts)
-    sparse_vecs = sparse.encode_documents(texts)
-    return [_SourceChunk(p.id, dense_vecs[i], sparse_vecs[i], p.payload) for i, p in enumerate(points)]
-
-
-def _embed_text(payload: dict) -> str:
-    header = " > ".join(part for part in (payload.get("title"), payload.get("section")) if part)
-    return f"{header}\n{payload.get('text', '')}"
+    return chunks
 
 
 def build_replica(store: EdgeStore, source: Sequence[_SourceChunk], size: int, seed: int = 13) -> float:
@@ -182,7 +190,7 @@ def bench_search(
 ) -> SearchBench:
     dense = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
     sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
-    source = read_source(settings, dense, sparse)
+    source = read_source(settings)
     queries = load_queries(queries_file, source, query_count)
     reranker, reranker_label = timing_reranker(settings)
     bench = SearchBench(

@@ -19,24 +19,39 @@ bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks, gathered i
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, disable=not err.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
     )
 
 
 def eval_command(
     set_dir: Path = typer.Argument(..., help="Set folder: corpus/, queries.jsonl, qrels.jsonl."),
     config: list[str] = typer.Option(
-        [], "--config", help="Extra row NAME:key=value,... over the default (settings such as chunk_tokens, "
+        [],
+        "--config",
+        help="Extra row NAME:key=value,... over the default (settings such as chunk_tokens, "
         "chunk_overlap, prefetch_limit, rrf_k, rrf_dense_weight, fusion, context_token_budget; or mode, rerank). "
         "Repeatable.",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: evals/reports/<set>/)."),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        help="Report folder (default: evals/reports/<set>/ for a full run, evals/runs/<set>/ with --only, --limit, "
+        "--no-baseline, --reference or --depth).",
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N queries (a quick check)."),
-    depth: int = typer.Option(100, "--depth", min=10, max=1000, help="Chunks fetched per query for the document metrics."),
+    depth: int = typer.Option(
+        100, "--depth", min=10, max=1000, help="Chunks fetched per query for the document metrics."
+    ),
     only: list[str] = typer.Option([], "--only", help="Run just these built-in rows (repeatable); default: all."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Include the llama-index baseline."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="Row to test the others against (default: Cairn's default)."),
+    reference: Optional[str] = typer.Option(
+        None, "--reference", help="Row to test the others against (default: Cairn's default)."
+    ),
     cache: Path = typer.Option(Path(".cache/evals"), "--cache", help="Where indexed eval corpora are kept."),
 ) -> None:
     """Measure retrieval on a labelled set: every configuration side by side, with significance,
@@ -64,7 +79,9 @@ def eval_command(
         if only:
             unknown = set(only) - {c.name for c in configs}
             if unknown:
-                raise ConfigError(f"--only: unknown rows {', '.join(sorted(unknown))}; built-in: {', '.join(c.name for c in configs)}")
+                raise ConfigError(
+                    f"--only: unknown rows {', '.join(sorted(unknown))}; built-in: {', '.join(c.name for c in configs)}"
+                )
             configs = [c for c in configs if c.name in only or c.name == default]
         configs += [parse_config(spec, base, settings) for spec in config]
         if baseline:
@@ -76,8 +93,16 @@ def eval_command(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE)
 
-    command = _reproduce("eval", [str(set_dir)], config=config, limit=limit, depth=None if depth == 100 else depth,
-                         only=only, baseline=baseline, reference=reference)
+    command = _reproduce(
+        "eval",
+        [str(set_dir)],
+        config=config,
+        limit=limit,
+        depth=None if depth == 100 else depth,
+        only=only,
+        baseline=baseline,
+        reference=reference,
+    )
     try:
         with _progress() as progress:
             runner.progress = progress
@@ -101,8 +126,11 @@ def eval_command(
             err.print(f"[yellow]{result.config.name}[/yellow]: {note}")
         if result.index and result.index.failures:
             err.print(f"[yellow]{result.config.name}[/yellow]: {len(result.index.failures)} file(s) failed to index")
-    written = write_report(run, out or report_folder_default(run.set_name), command)
-    out_console.print(f"report: {written.report}  results: {written.results}  charts: {', '.join(map(str, written.charts))}")
+    partial = bool(only or limit or not baseline or reference or depth != 100)
+    written = write_report(run, out or report_folder_default(run.set_name, partial), command)
+    out_console.print(
+        f"report: {written.report}  results: {written.results}  charts: {', '.join(map(str, written.charts))}"
+    )
 
 
 def _reproduce(name: str, args: list[str], **options) -> str:
@@ -127,8 +155,7 @@ def bench_ingest_command(
     folder: Path = typer.Argument(..., help="Folder of documents to ingest into a temporary index."),
     out: Path = typer.Option(Path("evals/reports/bench"), "--out", help="Bench report folder."),
 ) -> None:
-    """Ingest throughput: the pipeline's chunks/s against the embedding model's alone, the
-    unchanged re-run's share, and peak memory."""
+    """Ingest throughput: pipeline vs embedding alone (chunks/s), unchanged re-run, peak memory."""
     from evals.bench_ingest import as_dict, bench_ingest, markdown
     from evals.bench_report import rebuild, save_section, throughput_chart
     from retrieval.settings import get_settings

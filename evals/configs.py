@@ -49,8 +49,6 @@ class EvalConfig:
 
     def summary(self) -> str:
         """``mode=hybrid rerank=off fusion=rrf ...``: what the row measures, in one line."""
-        if self.kind == "llamaindex":
-            return self.description
         parts = [f"mode={self.mode}", f"rerank={'on' if self.rerank else 'off'}"]
         parts += [f"{k}={v}" for k, v in self.overrides.items()]
         return " ".join(parts)
@@ -120,6 +118,8 @@ def parse_config(spec: str, base: EvalConfig, settings: Settings) -> EvalConfig:
         else:
             allowed = ", ".join(sorted(set(Settings.model_fields) | set(REQUEST_KEYS)))
             raise ConfigError(f"--config '{spec}': unknown key '{key}'; use one of: {allowed}")
-    config = replace(base, name=name, description=f"{base.name} with {body.strip() or 'no changes'}", overrides=overrides, **request)
+    config = replace(
+        base, name=name, description=f"{base.name} with {body.strip() or 'no changes'}", overrides=overrides, **request
+    )
     config.settings(settings)  # fail now, before anything is ingested
     return config

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from evals.dataset import EvalSet
-from ingest.pipeline import IngestProgress, IngestPipeline, fingerprint_of
+from ingest.pipeline import IngestPipeline, IngestProgress, fingerprint_of
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.settings import Settings
 from retrieval.store.base import IndexStore

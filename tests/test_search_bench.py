@@ -13,6 +13,7 @@ from evals.bench_search import (
     build_replica,
     markdown,
     measure,
+    read_source,
 )
 from retrieval.rerank import NoReranker
 from retrieval.service import SearchService
@@ -43,6 +44,14 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
         )
     finally:
         store.close()
+    # the replica is read back with the vectors it was written with
+    read = read_source(retrieval_settings(tmp_path / "bench", collection="bench"))
+    assert len(read) == 100
+    by_text = {c.payload["text"]: c for c in source}
+    for chunk in read:
+        original = by_text[chunk.payload["text"]]
+        assert chunk.sparse.indices == original.sparse.indices
+        assert abs(float(chunk.dense @ original.dense) - 1.0) < 0.01  # a copy: the same vector plus a little noise
     assert set(stages) == set(STAGES)
     for stage in ("encode", "search", "total"):
         assert 0 < stages[stage].p50_ms <= stages[stage].p95_ms

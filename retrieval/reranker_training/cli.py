@@ -45,6 +45,7 @@ def train_reranker(
     base: Optional[str] = typer.Option(None, "--base", help="Starting weights (default: CAIRN_RERANKER_MODEL if set, else the packaged MiniLM)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=16, help="Tokens per pair (default: CAIRN_RERANK_MAX_LENGTH, as at inference)."),
     queries_per_step: int = typer.Option(8, "--queries-per-step", min=1, help="Queries per step, each with its positive and negatives."),
+    negatives: Optional[int] = typer.Option(None, "--negatives", min=1, help="Negatives per query in training, hardest first (default: all mined)."),
     learning_rate: float = typer.Option(5e-5, "--lr", help="Peak learning rate."),
     seed: int = typer.Option(13, "--seed", help="Seed for mining, data order and initialisation."),
     groups: list[str] = typer.Option([], "--group", help="Mine only chunks these access groups may see (repeatable; default: all)."),
@@ -67,9 +68,10 @@ def train_reranker(
     settings = Settings(**({"collection": collection} if collection else {}))
     out = out or Path("data/models") / f"reranker-{settings.collection}"
 
+    command = shlex.join(["cairn", *sys.argv[1:]])
     if resume:
         try:
-            mined, report, mining_config, corpus = load_mined(out)
+            mined = load_mined(out)
         except FileNotFoundError as exc:
             err.print(f"[red]error:[/red] {exc}; start with --from-index")
             raise typer.Exit(EXIT_USAGE)
@@ -80,9 +82,10 @@ def train_reranker(
             err.print(f"[red]error:[/red] --exclude-queries: {exc}")
             raise typer.Exit(EXIT_USAGE)
         mining_config = MiningConfig(max_pairs=pairs, seed=seed, groups=tuple(groups) or None, exclude_queries=excluded)
-        mined, report, corpus = _mine(settings, out, mining_config)
+        mined = _mine(settings, out, mining_config, command)
+        report = mined.report
         err.print(
-            f"mined {len(mined)} pairs ({', '.join(f'{k} {v}' for k, v in sorted(report.pairs.items()))}) "
+            f"mined {len(mined.pairs)} pairs ({', '.join(f'{k} {v}' for k, v in sorted(report.pairs.items()))}) "
             f"from {report.documents} documents, {report.chunks} chunks; {report.ambiguous_dropped} ambiguous queries dropped"
             + (f", {report.excluded} excluded" if report.excluded else ""),
             highlight=False,
@@ -96,6 +99,7 @@ def train_reranker(
         base_model=base_model,
         max_length=max_length or settings.rerank_max_length,
         queries_per_step=queries_per_step,
+        max_negatives=negatives,
         learning_rate=learning_rate,
         epochs=epochs,
         max_steps=max_steps,
@@ -113,16 +117,17 @@ def train_reranker(
                 progress.update(task, completed=step, total=total, note=f"loss {loss:.4f}")
                 log(step, total, f"loss {loss:.4f}")
 
-            trainer = RerankerTrainer(out, mined, config, on_step=on_step)
+            trainer = RerankerTrainer(out, mined.pairs, config, on_step=on_step)
             # --resume after --mine-only starts training on the folder's pairs
             result = trainer.train(resume=resume and trainer.latest_checkpoint() is not None)
     except TrainingError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE)
 
+    commands = [mined.command] if mined.command and mined.command != command else []
     card = ModelCard(
-        base_model=config.base_model, corpus=corpus, corpus_licence=corpus_licence, mining=report,
-        mining_config=mining_config, config=config, result=result, command=shlex.join(["cairn", *sys.argv[1:]]),
+        base_model=config.base_model, corpus=mined.corpus, corpus_licence=corpus_licence, mining=mined.report,
+        mining_config=mined.config, config=config, result=result, commands=commands + [command],
     )
     card.write(out)
     console = Console()
@@ -153,9 +158,9 @@ def _resumed_config(out: Path, config):
     return dataclasses.replace(saved, max_steps=config.max_steps or saved.max_steps, time_limit_s=config.time_limit_s)
 
 
-def _mine(settings, out: Path, config):
+def _mine(settings, out: Path, config, command: str):
     from retrieval.encoders import build_encoders
-    from retrieval.reranker_training.mining import PairMiner, save_mined
+    from retrieval.reranker_training.mining import MinedData, PairMiner, save_mined
     from retrieval.search import HybridSearcher
     from retrieval.store import StoreError, open_store
 
@@ -179,14 +184,14 @@ def _mine(settings, out: Path, config):
                 progress.update(task, completed=done, total=wanted)
                 log(done, wanted)
 
-            mined, report = miner.mine(progress=on_pair)
+            pairs, report = miner.mine(progress=on_pair)
     finally:
         store.close()
     where = settings.qdrant_url or str(settings.data_dir)
-    corpus = f"{where} :: {settings.collection}"
+    mined = MinedData(pairs, report, config, f"{where} :: {settings.collection}", command)
     out.mkdir(parents=True, exist_ok=True)
-    save_mined(out, mined, report, config, corpus)
-    return mined, report, corpus
+    save_mined(out, mined)
+    return mined
 
 
 def register(app: typer.Typer) -> None:

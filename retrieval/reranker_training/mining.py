@@ -170,9 +170,28 @@ def boilerplate_title_parts(titles: Iterable[str], share: float = 0.05) -> set[s
     return {part for part, n in counts.items() if n >= limit}
 
 
-def _title_query(title: str, boilerplate: set[str]) -> str:
+def _title_query(title: str, path: str, boilerplate: set[str]) -> str:
+    """The title without repeated boilerplate; empty when it is only the file name (it says nothing)."""
     parts = [p.strip() for p in _TITLE_SPLIT.split(title) if p.strip() and p.strip() not in boilerplate]
-    return " — ".join(parts)
+    query = " — ".join(parts)
+    stem = Path(path).stem.replace("-", " ").replace("_", " ")
+    return "" if normalise_query(query.replace("-", " ").replace("_", " ")) == normalise_query(stem) else query
+
+
+def interleave_kinds(candidates: Sequence[QueryCandidate], rng: random.Random) -> list[QueryCandidate]:
+    """A seeded shuffle per kind, then one of each kind in turn: API references hold far more
+    terms than headings, and a cap on pairs should not leave only terms."""
+    by_kind: dict[str, list[QueryCandidate]] = defaultdict(list)
+    for candidate in candidates:
+        by_kind[candidate.kind].append(candidate)
+    queues = []
+    for kind in sorted(by_kind):
+        rng.shuffle(by_kind[kind])
+        queues.append(by_kind[kind])
+    mixed = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        mixed.extend(q[i] for q in queues if i < len(q))
+    return mixed
 
 
 def find_candidates(passages: Sequence[Passage], config: MiningConfig) -> tuple[list[QueryCandidate], int, int]:
@@ -185,7 +204,7 @@ def find_candidates(passages: Sequence[Passage], config: MiningConfig) -> tuple[
 
     for doc_passages in by_doc.values():
         first = doc_passages[0]
-        title = _title_query(first.title, boilerplate)
+        title = _title_query(first.title, first.path, boilerplate)
         if title and _words(first.text) >= config.min_positive_words:
             found.append(QueryCandidate(title, "title", first.text, first))
         seen_sections: set[str] = set()
@@ -251,7 +270,7 @@ class PairMiner:
             without_negatives=0,
         )
         rng = random.Random(config.seed)
-        rng.shuffle(candidates)
+        candidates = interleave_kinds(candidates, rng)
         search_filter = access_filter(config.groups) if config.groups is not None else Filter()
         pairs: list[MinedPair] = []
         wanted = len(candidates) if config.max_pairs is None else min(config.max_pairs, len(candidates))
@@ -349,11 +368,24 @@ PAIRS_FILE = "pairs.jsonl"
 MINING_FILE = "mining.json"
 
 
-def save_mined(out: Path, pairs: Sequence[MinedPair], report: MiningReport, config: MiningConfig, corpus: str) -> None:
+@dataclass(frozen=True)
+class MinedData:
+    """What a training folder holds before any training: the pairs and how they were mined."""
+
+    pairs: list[MinedPair]
+    report: MiningReport
+    config: MiningConfig
+    corpus: str  # which index and collection
+    command: str = ""  # the command line that mined them
+
+
+def save_mined(out: Path, mined: MinedData) -> None:
     """The pairs a run trains on, kept beside its checkpoints so ``--resume`` uses the same ones."""
-    write_pairs(pairs, out / PAIRS_FILE)
+    write_pairs(mined.pairs, out / PAIRS_FILE)
+    report, config = mined.report, mined.config
     record = {
-        "corpus": corpus,
+        "corpus": mined.corpus,
+        "command": mined.command,
         "report": asdict(report),
         "config": {**asdict(config), "groups": list(config.groups) if config.groups is not None else None,
                    "exclude_queries": sorted(config.exclude_queries)},
@@ -361,7 +393,7 @@ def save_mined(out: Path, pairs: Sequence[MinedPair], report: MiningReport, conf
     (out / MINING_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def load_mined(out: Path) -> tuple[list[MinedPair], MiningReport, MiningConfig, str]:
+def load_mined(out: Path) -> MinedData:
     """What `save_mined` wrote in ``out``; raises FileNotFoundError naming the missing file."""
     for name in (PAIRS_FILE, MINING_FILE):
         if not (out / name).exists():
@@ -372,4 +404,4 @@ def load_mined(out: Path) -> tuple[list[MinedPair], MiningReport, MiningConfig, 
         **{**settings, "groups": tuple(settings["groups"]) if settings["groups"] is not None else None,
            "exclude_queries": frozenset(settings["exclude_queries"])}
     )
-    return read_pairs(out / PAIRS_FILE), MiningReport(**record["report"]), config, record["corpus"]
+    return MinedData(read_pairs(out / PAIRS_FILE), MiningReport(**record["report"]), config, record["corpus"], record.get("command", ""))

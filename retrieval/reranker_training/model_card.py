@@ -27,7 +27,7 @@ class ModelCard:
     mining_config: MiningConfig
     config: TrainingConfig
     result: TrainingResult
-    command: str
+    commands: list[str]  # the mining command, then the (latest) training command
     evaluations: list[str] = field(default_factory=list)  # lines such as "python-faq nDCG@10 ..."
 
     def markdown(self) -> str:
@@ -56,7 +56,8 @@ class ModelCard:
             + (f"; only chunks visible to groups {', '.join(mc.groups)}." if mc.groups is not None else "."),
             "",
             "## Training",
-            f"- Loss: BinaryCrossEntropyLoss; max length {c.max_length}; {c.queries_per_step} queries per step; "
+            f"- Loss: {_LOSSES[c.loss]}; max length {c.max_length}; {c.queries_per_step} queries per step"
+            f"{'' if c.max_negatives is None else f', {c.max_negatives} hardest negatives each'}; "
             f"lr {c.learning_rate}, warmup {c.warmup_ratio}, weight decay {c.weight_decay}; seed {c.seed}.",
             f"- Steps: {r.steps} of {r.total_steps} ({'finished' if r.finished else 'stopped early, resumable'}); "
             f"{r.seconds:.0f} s on CPU.",
@@ -73,7 +74,7 @@ class ModelCard:
             if score:
                 lines.append(f"| {name} | {score.loss} | {score.mrr} | {score.accuracy} |")
         lines += [""] + [f"- {line}" for line in self.evaluations]
-        lines += ["", "## Reproduce", "```", self.command, "```", ""]
+        lines += ["", "## Reproduce", "```", *self.commands, "```", ""]
         return "\n".join(lines)
 
     def write(self, folder: Path) -> Path:
@@ -88,11 +89,17 @@ class ModelCard:
             "mining_config": {**asdict(self.mining_config), "exclude_queries": len(self.mining_config.exclude_queries)},
             "config": asdict(self.config),
             "result": {k: v for k, v in asdict(self.result).items() if k != "out"},
-            "command": self.command,
+            "commands": self.commands,
             "evaluations": self.evaluations,
         }
         (folder / CARD_DATA).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
         return folder / CARD
+
+
+_LOSSES = {
+    "listwise": "MultipleNegativesRankingLoss (softmax over the positive, its hard negatives and one in-batch negative)",
+    "bce": "BinaryCrossEntropyLoss (positives weighted by the negatives per query)",
+}
 
 
 def _mean(values: list[float]) -> str:

@@ -16,7 +16,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -38,6 +38,7 @@ class TrainingConfig:
     max_length: int = 256  # train at the length used at inference (CAIRN_RERANK_MAX_LENGTH)
     loss: Literal["listwise", "bce"] = "listwise"
     queries_per_step: int = 8  # each brings its positive and negatives (~5 pairs)
+    max_negatives: int | None = None  # per query, hardest first; fewer makes a step cheaper
     learning_rate: float = 5e-5  # the head starts from scratch: higher than a plain fine-tune
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -181,8 +182,9 @@ class RerankerTrainer:
         epoch, offset = divmod(step, self.steps_per_epoch)
         order = list(range(len(self.train_pairs)))
         random.Random(self.config.seed * 1_000_003 + epoch).shuffle(order)
-        size = self.config.queries_per_step
-        return [self.train_pairs[i] for i in order[offset * size : (offset + 1) * size]]
+        size, keep = self.config.queries_per_step, self.config.max_negatives
+        pairs = [self.train_pairs[i] for i in order[offset * size : (offset + 1) * size]]
+        return pairs if keep is None else [replace(p, negatives=p.negatives[:keep]) for p in pairs]
 
     # --- checkpoints ---------------------------------------------------------------------
     def latest_checkpoint(self) -> Path | None:
@@ -245,7 +247,7 @@ class RerankerTrainer:
         if config.loss == "listwise":
             loss_fn = MultipleNegativesRankingLoss(model, num_negatives=1)
         else:
-            negatives = sum(len(p.negatives) for p in self.train_pairs) / len(self.train_pairs)
+            negatives = sum(len(p.negatives[: config.max_negatives]) for p in self.train_pairs) / len(self.train_pairs)
             loss_fn = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(negatives))
         no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
         params = list(model.named_parameters())
