@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -187,10 +187,12 @@ def bench_search(
     query_count: int = 120,
     optimize: bool = False,
     top_k: int = 10,
+    log: Callable[[str], None] = lambda message: None,
 ) -> SearchBench:
     dense = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
     sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
     source = read_source(settings)
+    log(f"read {len(source):,} chunks from {settings.data_dir} / {settings.collection}")
     queries = load_queries(queries_file, source, query_count)
     reranker, reranker_label = timing_reranker(settings)
     bench = SearchBench(
@@ -209,6 +211,7 @@ def bench_search(
             store = EdgeStore(Path(tmp))
             try:
                 bench.build_seconds[size] = round(build_replica(store, source, size), 1)
+                log(f"{size:,} chunks written in {bench.build_seconds[size]} s")
                 if optimize:
                     started = time.perf_counter()
                     store.optimize(BENCH_COLLECTION)
@@ -217,6 +220,8 @@ def bench_search(
                 for rerank, chosen in ((False, NoReranker()), (True, reranker)):
                     service = SearchService(bench_settings, store, dense, sparse, chosen)
                     stages = measure(service, queries, rerank, top_k)
+                    label = "reranked" if rerank else "no reranker"
+                    log(f"{size:,} chunks, {label}: total p95 {stages['total'].p95_ms} ms")
                     bench.rows.append(
                         SearchBenchRow(
                             chunks=store.count(BENCH_COLLECTION),
@@ -282,7 +287,10 @@ def register(bench_app) -> None:
             size_list = [int(s) for s in sizes.split(",") if s.strip()]
         except ValueError:
             raise typer.BadParameter(f"--sizes must be integers separated by commas, got {sizes!r}") from None
-        bench = bench_search(get_settings(), size_list, queries, query_count, optimize)
+        progress = Console(stderr=True)
+        bench = bench_search(
+            get_settings(), size_list, queries, query_count, optimize, log=lambda m: progress.print(m, highlight=False)
+        )
         text = markdown(bench)
         command = "cairn bench search --sizes " + sizes + (f" --queries {queries}" if queries else "")
         save_section(out, "search", "Search latency", text, as_dict(bench), command)

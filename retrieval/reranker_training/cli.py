@@ -86,7 +86,7 @@ def train_reranker(
         report = mined.report
         err.print(
             f"mined {len(mined.pairs)} pairs ({', '.join(f'{k} {v}' for k, v in sorted(report.pairs.items()))}) "
-            f"from {report.documents} documents, {report.chunks} chunks; {report.ambiguous_dropped} ambiguous queries dropped"
+            f"from {report.documents} documents, {report.chunks} chunks; {report.ambiguous_dropped} candidates with ambiguous queries dropped"
             + (f", {report.excluded} excluded" if report.excluded else ""),
             highlight=False,
         )

@@ -15,7 +15,7 @@ import json
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -52,20 +52,26 @@ def dev_mrr(scorer: Scorer, pairs_file: Path) -> float | None:
     return round(sum(reciprocal) / len(reciprocal), 4)
 
 
-def measure(
-    scorer: Scorer, queries: Sequence[tuple[str, list[str]]], runtime: str, max_length: int, quality: float | None = None
-) -> LatencyResult:
-    scorer(*queries[0])  # warm-up: first-call allocations are not a query's cost
-    timings, cpu = [], []
+def measure(scorers: dict[tuple[str, int], Scorer], queries: Sequence[tuple[str, list[str]]]) -> dict[tuple[str, int], LatencyResult]:
+    """Each query scored by every (runtime, max length) in turn: on a shared machine, neighbours'
+    load then falls on all of them alike, so their ratios hold even where absolute times do not."""
+    wall: dict[tuple[str, int], list[float]] = {key: [] for key in scorers}
+    cpu: dict[tuple[str, int], list[float]] = {key: [] for key in scorers}
+    for scorer in scorers.values():
+        scorer(*queries[0])  # warm-up: first-call allocations are not a query's cost
     for query, passages in queries:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        scorer(query, passages)
-        timings.append((time.perf_counter() - start) * 1000)
-        cpu.append((time.process_time() - start_cpu) * 1000)
-    return LatencyResult(
-        runtime, max_length, len(queries[0][1]), round(statistics.median(timings), 1), round(percentile(timings, 0.95), 1),
-        round(statistics.median(cpu), 1), len(queries), quality,
-    )
+        for key, scorer in scorers.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            scorer(query, passages)
+            wall[key].append((time.perf_counter() - start) * 1000)
+            cpu[key].append((time.process_time() - start_cpu) * 1000)
+    return {
+        key: LatencyResult(
+            key[0], key[1], len(queries[0][1]), round(statistics.median(wall[key]), 1), round(percentile(wall[key], 0.95), 1),
+            round(statistics.median(cpu[key]), 1), len(queries), None,
+        )
+        for key in scorers
+    }
 
 
 def torch_scorer(model_dir: str, max_length: int, batch_size: int = 32) -> Scorer:
@@ -138,18 +144,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     sets = candidate_sets(args.pairs, args.candidates, args.queries)
-    results = []
     with tempfile.TemporaryDirectory() as work:
+        scorers: dict[tuple[str, int], Scorer] = {}
         for runtime in args.runtimes.split(","):
             for length in (int(x) for x in args.lengths.split(",")):
                 if runtime == "torch":
-                    scorer = torch_scorer(args.model, length)
+                    scorers[(runtime, length)] = torch_scorer(args.model, length)
                 else:
-                    scorer = onnx_scorer(args.model, length, runtime == "onnx-int8", Path(work))
-                result = measure(scorer, sets, runtime, length, dev_mrr(scorer, args.pairs))
-                results.append(result)
-                print(f"{runtime:10s} max_length {length:4d}: {result.candidates} candidates p50 {result.p50_ms} ms, "
-                      f"p95 {result.p95_ms} ms, CPU {result.cpu_ms} ms; held-out mined MRR {result.dev_mrr}", flush=True)
+                    scorers[(runtime, length)] = onnx_scorer(args.model, length, runtime == "onnx-int8", Path(work))
+        timed = measure(scorers, sets)
+        results = [replace(timed[key], dev_mrr=dev_mrr(scorer, args.pairs)) for key, scorer in scorers.items()]
+    for r in results:
+        print(f"{r.runtime:10s} max_length {r.max_length:4d}: {r.candidates} candidates p50 {r.p50_ms} ms, "
+              f"p95 {r.p95_ms} ms, CPU {r.cpu_ms} ms; held-out mined MRR {r.dev_mrr}", flush=True)
     if args.out:
         args.out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
 

@@ -106,7 +106,7 @@ class MiningReport:
     chunks: int
     documents: int
     candidates: dict[str, int]  # kind -> unambiguous queries found
-    ambiguous_dropped: int
+    ambiguous_dropped: int  # candidates whose query names several places (each place counted)
     excluded: int
     without_negatives: int
     pairs: dict[str, int] = field(default_factory=dict)  # kind -> pairs written
@@ -257,7 +257,7 @@ class PairMiner:
         self.config = config
 
     def mine(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[MinedPair], MiningReport]:
-        """``progress(pairs so far, pairs wanted)`` is called after each query searched."""
+        """``progress(pairs so far, pairs wanted)`` is called after each pair is mined."""
         config = self.config
         passages = read_passages(self.store, self.collection, config.groups)
         candidates, ambiguous, excluded = find_candidates(passages, config)

@@ -48,7 +48,7 @@ class ModelCard:
             f"- Licence of that text: {self.corpus_licence}",
             f"- Index: {m.chunks} chunks in {m.documents} documents; unambiguous queries found: "
             + ", ".join(f"{k} {v}" for k, v in sorted(m.candidates.items())),
-            f"- Dropped: {m.ambiguous_dropped} ambiguous queries (named several places), {m.excluded} excluded "
+            f"- Dropped: {m.ambiguous_dropped} candidates whose query names several places, {m.excluded} excluded "
             f"(listed by --exclude-queries), {m.without_negatives} without a usable negative.",
             f"- Pairs: {m.train} train + {m.dev} dev queries ({kinds}); each with up to {mc.hard_negatives} hard "
             f"negatives from Cairn's hybrid search (top {mc.search_depth}, other documents only, token Jaccard to the "
