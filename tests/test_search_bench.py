@@ -51,7 +51,9 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
     for chunk in read:
         original = by_text[chunk.payload["text"]]
         assert chunk.sparse.indices == original.sparse.indices
-        assert abs(float(chunk.dense @ original.dense) - 1.0) < 0.01  # a copy: the same vector plus a little noise
+        # a copy: the same vector plus noise of σ=0.02 per dimension (norm ≈ 0.39 over 384
+        # dimensions), so cosine ≈ 0.93, far above unrelated chunks
+        assert float(chunk.dense @ original.dense) > 0.85
     assert set(stages) == set(STAGES)
     for stage in ("encode", "search", "total"):
         assert 0 < stages[stage].p50_ms <= stages[stage].p95_ms
