@@ -137,7 +137,7 @@ class InProcessClient:
         if not self.identities.keys_configured:
             return []
         anonymous = [ANONYMOUS_USER] if self.identities.anonymous else []
-        return anonymous + [entry.user for entry in self.identities.config.users]
+        return anonymous + self.identities.users
 
     def _identity(self, user: str | None) -> Identity:
         """The page runs next to the identities file, so it acts as a configured user by name."""
@@ -145,10 +145,10 @@ class InProcessClient:
             if self.identities.anonymous is None:
                 raise ClientError("Anonymous access is off in CAIRN_IDENTITIES_FILE: pick a user in the sidebar.")
             return self.identities.anonymous
-        for entry in self.identities.config.users:
-            if entry.user == user:
-                return Identity(entry.user, tuple(entry.groups))
-        raise ClientError(f"Unknown user '{user}': pick one of the users of CAIRN_IDENTITIES_FILE in the sidebar.")
+        identity = self.identities.by_user(user)
+        if identity is None:
+            raise ClientError(f"Unknown user '{user}': pick one of the users of CAIRN_IDENTITIES_FILE in the sidebar.")
+        return identity
 
     def health(self, user: str | None = None) -> HealthResponse:
         return self.search_service.health(self._identity(user))

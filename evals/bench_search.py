@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from retrieval.access import Identity
-from retrieval.encoders import DenseEncoder, SparseEncoder, SparseVec
+from retrieval.encoders import SparseVec, build_encoders
 from retrieval.models import SearchRequest
 from retrieval.rerank import CrossEncoderReranker, NoReranker, Reranker, build_reranker
 from retrieval.schema import DENSE_VECTOR, SPARSE_VECTOR, ChunkPoint
@@ -189,8 +189,7 @@ def bench_search(
     top_k: int = 10,
     log: Callable[[str], None] = lambda message: None,
 ) -> SearchBench:
-    dense = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
-    sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
+    dense, sparse = build_encoders(settings)
     source = read_source(settings)
     log(f"read {len(source):,} chunks from {settings.data_dir} / {settings.collection}")
     queries = load_queries(queries_file, source, query_count)

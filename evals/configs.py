@@ -70,6 +70,14 @@ def builtin_configs(settings: Settings, reranker_available: bool) -> list[EvalCo
             {"fusion": "rrf", "rrf_k": 2, "rrf_dense_weight": 1.0, "rrf_sparse_weight": 1.0},
         ),
         EvalConfig("hybrid-dbsf", "Qdrant distribution-based score fusion", {"fusion": "dbsf"}),
+        EvalConfig(
+            "hybrid-no-length-prior",
+            "the configured fusion, dense scores without the document length prior",
+            {"doc_length_prior": 0.0},
+        ),
+        EvalConfig(
+            "dense-no-length-prior", "dense alone, without the document length prior", {"doc_length_prior": 0.0}, mode="dense"
+        ),
     ]
     if reranker_available:
         configs.append(EvalConfig("hybrid+rerank", "the configured fusion, then the reranker", rerank=True))

@@ -16,10 +16,7 @@ from rich.table import Table
 from ingest.acl import AclError
 from retrieval.schema import FileRecord, files_collection
 from retrieval.settings import Settings
-from retrieval.store import IndexLockedError, StoreError, open_store
-
-# Exit codes: 0 every file indexed, 1 some files failed, 2 usage error, 3 index unavailable.
-EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INDEX_UNAVAILABLE = 1, 2, 3
+from retrieval.store_cli import EXIT_INDEX_UNAVAILABLE, EXIT_SOME_FAILED, EXIT_USAGE, opened_store
 
 err = Console(stderr=True, soft_wrap=True)  # one line per error: greppable in logs
 
@@ -68,34 +65,26 @@ def ingest(
     from ingest.pipeline import IngestPipeline
     from retrieval.encoders import build_encoders
 
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-    pipeline = None
-    try:
-        dense, sparse = build_encoders(settings)
-        pipeline = IngestPipeline(settings, store, dense, sparse)
-        if as_json or not sys.stderr.isatty():
-            report = pipeline.run(folder, source=source, delete_missing=not no_delete)
-        else:
-            columns = [
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
-            ]
-            with Progress(*columns, console=err) as progress:
-                report = pipeline.run(folder, source=source, delete_missing=not no_delete, progress=_Bar(progress))
-    except IndexLockedError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-    except AclError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE)
-    finally:
-        if pipeline is not None:
-            pipeline.close()
-        store.close()
+    with opened_store(settings, err) as store:
+        pipeline = None
+        try:
+            dense, sparse = build_encoders(settings)
+            pipeline = IngestPipeline(settings, store, dense, sparse)
+            if as_json or not sys.stderr.isatty():
+                report = pipeline.run(folder, source=source, delete_missing=not no_delete)
+            else:
+                columns = [
+                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                    TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
+                ]
+                with Progress(*columns, console=err) as progress:
+                    report = pipeline.run(folder, source=source, delete_missing=not no_delete, progress=_Bar(progress))
+        except AclError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(EXIT_USAGE)
+        finally:
+            if pipeline is not None:
+                pipeline.close()
 
     payload = report.model_dump(exclude={"source"})
     if as_json:
@@ -128,12 +117,7 @@ index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
 def stats(as_json: bool = typer.Option(False, "--json")) -> None:
     """Documents, chunks, per file type and last ingest of the configured collection."""
     settings = _settings()
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-    try:
+    with opened_store(settings, err) as store:
         if not store.collection_exists(settings.collection):
             err.print(f"no index yet in collection '{settings.collection}': run `cairn ingest FOLDER` to fill it")
             raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
@@ -146,11 +130,6 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
             "sources": dict(Counter(r.source for r in records).most_common()),
             "last_ingest": max((r.indexed_at for r in records), default=None),
         }
-    except IndexLockedError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-    finally:
-        store.close()
     if as_json:
         print(json.dumps(result))
         return

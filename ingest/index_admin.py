@@ -12,11 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.acl import AclError
-from ingest.cli import EXIT_INDEX_UNAVAILABLE, EXIT_SOME_FAILED, EXIT_USAGE, _print_summary, _settings, err
+from ingest.cli import _print_summary, _settings, err
 from ingest.reindex import ReindexError, alias_target, drop_collection, switch_alias
 from ingest.snapshots import create_snapshots, list_snapshots
 from retrieval.schema import FILES_SUFFIX
-from retrieval.store import IndexLockedError, IndexStore, StoreError, open_store
+from retrieval.store import IndexLockedError, IndexStore
+from retrieval.store_cli import EXIT_SOME_FAILED, EXIT_USAGE, opened_store
 
 snapshot_app = typer.Typer(
     help="Backups: server snapshots, or tar copies of the embedded index.", no_args_is_help=True
@@ -26,21 +27,12 @@ snapshot_app = typer.Typer(
 @contextmanager
 def _store(settings) -> Iterator[IndexStore]:
     """The configured store; every storage error a user can hit becomes its message and an exit code."""
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-    try:
-        yield store
-    except ReindexError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE)
-    except StoreError as exc:  # locked, missing, unreachable
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-    finally:
-        store.close()
+    with opened_store(settings, err) as store:
+        try:
+            yield store
+        except ReindexError as exc:  # a StoreError, but the user's request is what is wrong
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(EXIT_USAGE)
 
 
 def list_command(as_json: bool = typer.Option(False, "--json")) -> None:

@@ -36,8 +36,9 @@ def _worker_main(conn: Connection) -> None:
     from retrieval.runtime import configure_runtime
 
     configure_runtime()
-    from ingest.parsing import parse_file
     import unstructured.partition.auto  # noqa: F401  (import cost paid before the first job)
+
+    from ingest.parsing import parse_file
 
     conn.send(("ready", None))
     while True:

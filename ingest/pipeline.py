@@ -106,6 +106,7 @@ class _Pending:
     groups: list[str]
     is_new: bool
     chunk_ids: list[str] = field(default_factory=list)
+    total: int = 0  # chunks the file produced
     remaining: int = 0
 
 
@@ -227,6 +228,7 @@ class IngestPipeline:
                 title=document.title,
                 groups=rules.groups_for(item.rel_path),
                 is_new=item.rel_path not in known,
+                total=len(doc_chunks),
                 remaining=len(doc_chunks),
             )
             batch.extend((pending, chunk) for chunk in doc_chunks)
@@ -301,6 +303,7 @@ class IngestPipeline:
             section=chunk.section,
             page=chunk.page,
             chunk_index=chunk.index,
+            doc_chunks=pending.total,
             text=chunk.text,
             content_hash=pending.content_hash,
             file_type=pending.found.file_type,

@@ -131,6 +131,15 @@ class Identities:
         groups = self.config.anonymous_groups
         return Identity(ANONYMOUS_USER, tuple(groups)) if groups else None
 
+    @property
+    def users(self) -> list[str]:
+        """The configured users' names, in file order."""
+        return [entry.user for entry in self.config.users]
+
+    def by_user(self, user: str) -> Identity | None:
+        """A configured user's identity by name (for a trusted in-process caller, not for API keys)."""
+        return next((Identity(u.user, tuple(u.groups)) for u in self.config.users if u.user == user), None)
+
     def resolve(self, api_key: str | None) -> Identity:
         """The caller's identity; `AuthError` for an unknown key or a refused anonymous call."""
         if not api_key:

@@ -48,7 +48,7 @@ class StageScore(BaseModel):
 
 
 class StageScores(BaseModel):
-    dense: StageScore | None = None  # cosine similarity
+    dense: StageScore | None = None  # cosine similarity, minus the document length prior when it is on
     sparse: StageScore | None = None  # BM25
     fused: StageScore | None = None
     rerank: StageScore | None = None

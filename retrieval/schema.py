@@ -22,6 +22,7 @@ FILES_SUFFIX = "__files"
 # Keyword payload indexes (the list, plus `dirs` for path-prefix filters and
 # `source` so several ingested roots can share one collection).
 KEYWORD_INDEXES = ("doc_id", "path", "groups", "file_type", "source", "dirs")
+DOC_CHUNKS_KEY = "doc_chunks"  # the payload field the length prior reads (1 when absent)
 FLOAT_INDEXES = ("modified_ts",)
 
 _NAMESPACE = uuid.UUID("6f1c2a52-93c5-4bd4-9f59-2f3c7a0c8e11")
@@ -55,6 +56,7 @@ class ChunkPayload(BaseModel):
     section: str  # heading path, " > " separated
     page: int | None
     chunk_index: int
+    doc_chunks: int  # chunks in the whole file: search's document length prior reads it
     text: str
     content_hash: str  # of the whole file
     file_type: str
@@ -141,6 +143,10 @@ class HybridQuery:
     limit: int
     fusion: FusionSpec = field(default_factory=FusionSpec)
     filter: Filter | None = None
+    # Dense scores become similarity - length_prior * ln(doc_chunks), computed by Qdrant over
+    # the `length_pool` nearest chunks (see Settings.doc_length_prior). 0 = raw similarity.
+    length_prior: float = 0.0
+    length_pool: int = 0
 
 
 @dataclass(frozen=True)

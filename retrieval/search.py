@@ -96,6 +96,8 @@ class HybridSearcher:
             limit=limit,
             fusion=fusion_spec(fusion or self.settings.fusion, self.settings),
             filter=filter,
+            length_prior=self.settings.doc_length_prior,
+            length_pool=prefetch * self.settings.length_pool_factor,
         )
         start = time.perf_counter()
         result = self.store.hybrid_query(self.settings.collection, hybrid)

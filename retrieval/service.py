@@ -20,7 +20,7 @@ from retrieval.context import (
     TokenCounter,
     TokenizerCounter,
 )
-from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
 from retrieval.filters import access_filter, build_filter
 from retrieval.models import (
     ContextRequest,
@@ -79,8 +79,7 @@ class SearchService:
         """Opens the index and loads the encoders and reranker once."""
         settings = settings or get_settings()
         store = open_store(settings)
-        dense = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
-        sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
+        dense, sparse = build_encoders(settings)
         return cls(settings, store, dense, sparse, build_reranker(settings))
 
     @property

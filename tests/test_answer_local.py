@@ -7,10 +7,12 @@ import re
 
 import pytest
 from fixtures_answer import INJECTION, LEAVE_BLOCKS, answer_settings, block
+from fixtures_retrieval import PUBLIC
 
-from retrieval.answer.models import ChatTurn, TokenEvent
+from retrieval.answer.models import ChatTurn, ContextEvent, TokenEvent
 from retrieval.answer.providers.local import LlamaCppLLM, LocalProvider
 from retrieval.answer.service import AnswerService, final_response
+from retrieval.models import SearchRequest
 
 QUESTION = "How many days of annual leave does a full-time employee get?"
 
@@ -47,6 +49,24 @@ def test_llama_cpp_llm_speaks_llama_index(smollm2_settings):
     assert isinstance(llm, LlamaCppLLM) and llm.metadata.is_chat_model
     completion = llm.complete("The capital of France is", max_tokens=8)
     assert completion.text.strip()
+
+
+def test_context_budget_is_counted_in_the_answer_models_tokens(smollm2_settings, answer_search):
+    service = AnswerService(answer_search, smollm2_settings)
+    counter = service.provider("local").token_counter()
+    text = "Größe naïve café: übermäßig long-winded résumé"
+    assert counter.count(text) != answer_search.token_counter.count(text)  # not the dense model's tokenizer
+
+    events = service.stream(QUESTION, PUBLIC, rerank=False)
+    first = next(events)
+    events.close()  # the budget is settled before generation starts
+    assert isinstance(first, ContextEvent) and first.context
+    sent = first.retrieval
+    assert sent.tokens_used == sum(b.tokens for b in sent.blocks) <= sent.token_budget
+    by_dense_tokenizer = answer_search.context(SearchRequest(query=QUESTION, rerank=False), PUBLIC)
+    same_block = by_dense_tokenizer.blocks[0]
+    assert same_block.chunk_ids == sent.blocks[0].chunk_ids
+    assert same_block.tokens != sent.blocks[0].tokens  # the same text, counted by the other tokenizer
 
 
 def test_silent_local_model_times_out_and_recovers(smollm2_settings):

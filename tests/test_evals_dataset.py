@@ -90,7 +90,10 @@ def test_corpus_hash_follows_content_and_names(set_dir, tmp_path):
 def test_builtin_rows_and_the_default():
     settings = Settings(reranker="none")
     names = [c.name for c in builtin_configs(settings, reranker_available=False)]
-    assert names == ["bm25", "dense", "hybrid-rrf", "hybrid-rrf-unweighted", "hybrid-dbsf"]
+    assert names == [
+        "bm25", "dense", "hybrid-rrf", "hybrid-rrf-unweighted", "hybrid-dbsf", "hybrid-no-length-prior",
+        "dense-no-length-prior",
+    ]
     assert "hybrid+rerank" in [c.name for c in builtin_configs(settings, reranker_available=True)]
     assert reference_name(settings, False) == "hybrid-rrf"
     assert reference_name(Settings(fusion="dbsf"), False) == "hybrid-dbsf"

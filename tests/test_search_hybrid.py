@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 import pytest
@@ -64,8 +65,17 @@ def _engine_fusion(store, settings, dense_vec, sparse_vec, flt, fusion, prefetch
     return [(str(p.id), p.score) for p in response.points]
 
 
+def _without_length_prior(service):
+    from retrieval.rerank import NoReranker
+    from retrieval.service import SearchService
+
+    raw = service.settings.model_copy(update={"doc_length_prior": 0.0})
+    return SearchService(raw, service.store, service.dense, service.sparse, NoReranker())
+
+
 @pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
 def test_fused_hits_are_exactly_what_qdrant_fuses(service, encoders, fusion):
+    service = _without_length_prior(service)  # plain nearest-neighbour prefetches, as below
     settings, store = service.settings, service.store
     dense, sparse = encoders
     response = service.search(SearchRequest(query=QUERY, top_k=8, fusion=fusion, rerank=False), PUBLIC)
@@ -86,6 +96,29 @@ def test_fused_hits_are_exactly_what_qdrant_fuses(service, encoders, fusion):
         response.hits[0].path == "handbook/vacation-policy.md"
         or response.hits[0].path == "archive/vacation-policy-2023.md"
     )
+
+
+def test_length_prior_subtracts_log_chunks_of_the_document(service):
+    """Dense score = cosine - prior * ln(chunks of the document), computed by Qdrant; checked
+    against the raw similarities and chunk counts read independently from the index."""
+    from retrieval.schema import Filter, MatchAny
+
+    prior = service.settings.doc_length_prior
+    assert prior > 0  # on by default
+    request = SearchRequest(query=QUERY, top_k=12, mode="dense", rerank=False)
+    adjusted = service.search(request, PUBLIC).hits
+    wide = request.model_copy(update={"top_k": 40})
+    raw = {h.id: h.scores.dense.score for h in _without_length_prior(service).search(wide, PUBLIC).hits}
+    chunks_of = {
+        h.doc_id: service.store.count(service.settings.collection, Filter(must=(MatchAny("doc_id", (h.doc_id,)),)))
+        for h in adjusted
+    }
+    assert len(set(chunks_of.values())) > 1, "the test corpus needs documents of different lengths"
+    for hit in adjusted:
+        expected = raw[hit.id] - prior * math.log(chunks_of[hit.doc_id])
+        assert hit.scores.dense.score == pytest.approx(expected, abs=1e-5), hit.path
+    scores = [h.scores.dense.score for h in adjusted]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_weighted_rrf_scores_match_the_reported_stage_ranks(service):

@@ -27,6 +27,7 @@ from retrieval.answer.providers import (
     build_provider,
 )
 from retrieval.answer.rewrite import FollowUpRewriter, RewrittenQuery
+from retrieval.context import TokenCounter
 from retrieval.models import ContextBlock, ContextResponse, SearchFilters, SearchRequest
 from retrieval.settings import FusionKind, Settings
 
@@ -37,7 +38,9 @@ if TYPE_CHECKING:
 class ContextSource(Protocol):
     """What answers need from search: the numbered context blocks the caller may read."""
 
-    def context(self, request: SearchRequest, identity: Identity) -> ContextResponse: ...
+    def context(
+        self, request: SearchRequest, identity: Identity, token_counter: TokenCounter | None = None
+    ) -> ContextResponse: ...
 
 
 def _ms(since: float) -> float:
@@ -78,12 +81,8 @@ class AnswerService:
         """Each configured provider's unavailability reason (None: ready)."""
         return {n: self.provider(n).unavailable_reason() for n in self.chain().names}
 
-    def rewrite(
-        self, question: str, history: Sequence[ChatTurn], provider: str | None = None
-    ) -> RewrittenQuery | None:
-        """The standalone query for a follow-up (None without history), written by the first
-        ready LLM of the chain, else by the plain key-term fallback."""
-        llm = next(
+    def _first_ready_llm(self, provider: str | None) -> LLMProvider | None:
+        return next(
             (
                 p
                 for p in self.chain(provider).providers
@@ -91,6 +90,13 @@ class AnswerService:
             ),
             None,
         )
+
+    def rewrite(
+        self, question: str, history: Sequence[ChatTurn], provider: str | None = None
+    ) -> RewrittenQuery | None:
+        """The standalone query for a follow-up (None without history), written by the first
+        ready LLM of the chain, else by the plain key-term fallback."""
+        llm = self._first_ready_llm(provider)
         rewriter = FollowUpRewriter(
             llm, self.settings.llm_timeout_s, use_llm=self.settings.llm_rewrite_followups
         )
@@ -130,7 +136,9 @@ class AnswerService:
             rerank=rerank,
             filters=filters or SearchFilters(),
         )
-        context = self.search.context(request, identity)
+        # The budget is counted in the tokens of the model that will most likely answer.
+        llm = self._first_ready_llm(provider)
+        context = self.search.context(request, identity, token_counter=llm.token_counter() if llm else None)
         timings["retrieval_ms"] = _ms(step)
         for name, value in context.timings_ms.items():
             timings[f"search_{name}"] = value

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-EXIT_USAGE, EXIT_INDEX_UNAVAILABLE = 2, 3
+from retrieval.store_cli import EXIT_INDEX_UNAVAILABLE, EXIT_USAGE, opened_store
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -162,14 +162,8 @@ def _mine(settings, out: Path, config, command: str):
     from retrieval.encoders import build_encoders
     from retrieval.reranker_training.mining import MinedData, PairMiner, save_mined
     from retrieval.search import HybridSearcher
-    from retrieval.store import StoreError, open_store
 
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-    try:
+    with opened_store(settings, err) as store:
         if not store.collection_exists(settings.collection):
             err.print(f"[red]error:[/red] collection '{settings.collection}' does not exist in {settings.data_dir}; "
                       "index documents with `cairn ingest FOLDER` first, or pick one with --collection")
@@ -185,8 +179,6 @@ def _mine(settings, out: Path, config, command: str):
                 log(done, wanted)
 
             pairs, report = miner.mine(progress=on_pair)
-    finally:
-        store.close()
     where = settings.qdrant_url or str(settings.data_dir)
     mined = MinedData(pairs, report, config, f"{where} :: {settings.collection}", command)
     out.mkdir(parents=True, exist_ok=True)

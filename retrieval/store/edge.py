@@ -12,6 +12,7 @@ import qdrant_edge as qe
 
 from retrieval.schema import (
     DENSE_VECTOR,
+    DOC_CHUNKS_KEY,
     FLOAT_INDEXES,
     KEYWORD_INDEXES,
     SPARSE_VECTOR,
@@ -60,6 +61,26 @@ def _fusion(spec) -> Any:
         return qe.Fusion.Dbsf()
     weights = list(spec.weights) if spec.weights else None
     return qe.Fusion.Rrf(k=spec.k, weights=weights)
+
+
+def _dense_stage(query: HybridQuery, flt: qe.Filter | None) -> tuple[qe.Prefetch, qe.QueryRequest]:
+    """The dense retriever as a fusion prefetch and as a request of its own: nearest chunks, or
+    with a length prior, the `length_pool` nearest rescored by Qdrant's formula query."""
+    nearest = qe.Query.Nearest(list(query.dense), using=DENSE_VECTOR)
+    n = query.prefetch_limit
+    if query.length_prior <= 0:
+        return (
+            qe.Prefetch(limit=n, query=nearest, filter=flt),
+            qe.QueryRequest(limit=n, query=nearest, filter=flt, with_payload=True),
+        )
+    pool = [qe.Prefetch(limit=max(query.length_pool, n), query=nearest, filter=flt)]
+    E = qe.Expression
+    penalty = E.Mult([E.Constant(-query.length_prior), E.Ln(E.Variable(DOC_CHUNKS_KEY))])
+    formula = qe.Formula(E.Sum([E.Variable("$score"), penalty]), defaults={DOC_CHUNKS_KEY: 1})
+    return (
+        qe.Prefetch(limit=n, query=formula, prefetches=pool, filter=flt),
+        qe.QueryRequest(limit=n, query=formula, prefetches=pool, filter=flt, with_payload=True),
+    )
 
 
 class EdgeStore:
@@ -212,9 +233,9 @@ class EdgeStore:
         singles: list[tuple[str, qe.QueryRequest]] = []
         prefetches: list[qe.Prefetch] = []
         if query.dense is not None:
-            nearest = qe.Query.Nearest(list(query.dense), using=DENSE_VECTOR)
-            prefetches.append(qe.Prefetch(limit=query.prefetch_limit, query=nearest, filter=flt))
-            singles.append(("dense", qe.QueryRequest(limit=query.prefetch_limit, query=nearest, filter=flt, with_payload=True)))
+            prefetch, single = _dense_stage(query, flt)
+            prefetches.append(prefetch)
+            singles.append(("dense", single))
         if query.sparse is not None:
             nearest = qe.Query.Nearest(_sparse(query.sparse), using=SPARSE_VECTOR)
             prefetches.append(qe.Prefetch(limit=query.prefetch_limit, query=nearest, filter=flt))

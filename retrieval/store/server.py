@@ -11,6 +11,7 @@ from qdrant_client import QdrantClient, models
 
 from retrieval.schema import (
     DENSE_VECTOR,
+    DOC_CHUNKS_KEY,
     FLOAT_INDEXES,
     KEYWORD_INDEXES,
     SPARSE_VECTOR,
@@ -53,6 +54,19 @@ def _fusion(spec) -> models.Query:
         return models.FusionQuery(fusion=models.Fusion.DBSF)
     weights = list(spec.weights) if spec.weights else None
     return models.RrfQuery(rrf=models.Rrf(k=spec.k, weights=weights))
+
+
+def _dense_stage(query: HybridQuery, flt: models.Filter | None) -> models.Prefetch:
+    """The dense retriever: nearest chunks, or with a length prior, the `length_pool` nearest
+    rescored by Qdrant's formula query (similarity - prior * ln(doc_chunks))."""
+    n = query.prefetch_limit
+    nearest = models.Prefetch(query=list(query.dense), using=DENSE_VECTOR, limit=n, filter=flt)
+    if query.length_prior <= 0:
+        return nearest
+    pool = nearest.model_copy(update={"limit": max(query.length_pool, n)})
+    penalty = models.MultExpression(mult=[-query.length_prior, models.LnExpression(ln=DOC_CHUNKS_KEY)])
+    formula = models.FormulaQuery(formula=models.SumExpression(sum=["$score", penalty]), defaults={DOC_CHUNKS_KEY: 1})
+    return models.Prefetch(prefetch=[pool], query=formula, limit=n, filter=flt)
 
 
 class ServerStore:
@@ -209,14 +223,16 @@ class ServerStore:
         flt = _to_filter(query.filter)
         stages: list[tuple[str, models.Prefetch]] = []
         if query.dense is not None:
-            stages.append(("dense", models.Prefetch(query=list(query.dense), using=DENSE_VECTOR, limit=query.prefetch_limit, filter=flt)))
+            stages.append(("dense", _dense_stage(query, flt)))
         if query.sparse is not None:
             sparse = models.SparseVector(indices=list(query.sparse.indices), values=list(query.sparse.values))
             stages.append(("sparse", models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=query.prefetch_limit, filter=flt)))
         if not stages:
             raise ValueError("a hybrid query needs a dense or a sparse vector")
         requests = [
-            models.QueryRequest(query=p.query, using=p.using, limit=p.limit, filter=flt, with_payload=True)
+            models.QueryRequest(
+                prefetch=p.prefetch, query=p.query, using=p.using, limit=p.limit, filter=flt, with_payload=True
+            )
             for _, p in stages
         ]
         if len(stages) == 2:

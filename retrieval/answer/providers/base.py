@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from llama_index.core.llms import LLM, ChatMessage
 
+from retrieval.context import TokenCounter
 from retrieval.models import ContextBlock
 
 
@@ -52,6 +53,11 @@ class LLMProvider(ABC):
 
     @abstractmethod
     def build_llm(self) -> LLM: ...
+
+    def token_counter(self) -> TokenCounter | None:
+        """Counts tokens as this model does, for the context budget; None when only a remote
+        service knows (the budget is then counted with the dense model's tokenizer)."""
+        return None
 
     def stream_kwargs(self) -> dict[str, Any]:
         """Per-call options passed to ``stream_chat``."""

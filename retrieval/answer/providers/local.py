@@ -30,6 +30,7 @@ from llama_index.core.llms import LLM, CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 
 from retrieval.answer.providers.base import LLMProvider
+from retrieval.context import FunctionCounter, TokenCounter
 from retrieval.settings import Settings
 
 
@@ -192,6 +193,11 @@ class LocalProvider(LLMProvider):
     def prepare(self) -> None:
         super().prepare()
         self.llm._model()  # map the GGUF file now: seconds that are not "waiting for a token"
+
+    def token_counter(self) -> TokenCounter:
+        """The GGUF's own tokenizer (the model is mapped on first use, as for answering)."""
+        llama = self.llm._model().llama
+        return FunctionCounter(lambda text: len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)))
 
     def build_llm(self) -> LLM:
         return LlamaCppLLM(
