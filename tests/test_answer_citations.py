@@ -39,6 +39,13 @@ def test_years_and_non_numeric_brackets_are_not_citations():
     assert checked.invalid == 0
 
 
+def test_labelled_numbers_are_citations_written_the_plain_way():
+    checked = check_citations("EUR 62 [n: 2]. Leave [Document 1][doc 3] [source=9]. Not [note 4].", {1, 2, 3})
+    assert checked.cited == [2, 1, 3]
+    assert checked.invalid == 1  # 9
+    assert checked.text == "EUR 62 [2]. Leave [1][3]. Not [note 4]."
+
+
 def test_reversed_or_huge_ranges_count_each_end():
     checked = check_citations("See [3-1] and [1-500].", {1, 3})
     assert checked.cited == [3, 1]

@@ -14,7 +14,9 @@ from retrieval.models import ContextBlock
 # One bracket of 1-3 digit numbers separated by commas, semicolons or range dashes. Longer
 # numbers ([2024]) are left alone: they are years or quantities, not citation marks.
 _NUMBER = r"\d{1,3}"
-_GROUP = re.compile(rf"\[\s*({_NUMBER}(?:\s*[,;\-–]\s*{_NUMBER})*)\s*\]")
+# A small model sometimes labels the number: [n: 2], [n=2], [doc 2], [Document 2], [source 2].
+_LABEL = r"(?:(?:n|doc|document|source)\s*[:=#]?\s*)"
+_GROUP = re.compile(rf"\[\s*({_LABEL})?({_NUMBER}(?:\s*[,;\-–]\s*{_NUMBER})*)\s*\]", re.IGNORECASE)
 _MAX_RANGE = 20  # [1-999] is a typo or noise, not a citation of 999 blocks
 _REMOVED = "\x00"
 SNIPPET_CHARS = 320
@@ -49,13 +51,13 @@ def check_citations(text: str, valid_numbers: set[int]) -> CheckedCitations:
 
     def rewrite(match: re.Match[str]) -> str:
         nonlocal invalid
-        numbers = _numbers(match.group(1))
+        numbers = _numbers(match.group(2))
         valid = [n for n in numbers if n in valid_numbers]
         invalid += len(numbers) - len(valid)
         for n in valid:
             if n not in cited:
                 cited.append(n)
-        if len(valid) == len(numbers):
+        if len(valid) == len(numbers) and not match.group(1):
             return match.group(0)  # untouched: keep the model's own spelling
         if not valid:
             return _REMOVED
@@ -78,7 +80,7 @@ def _claim_words(answer: str, n: int) -> set[str]:
     citing = [
         sentence
         for sentence in sentences
-        if any(n in _numbers(match.group(1)) for match in _GROUP.finditer(sentence))
+        if any(n in _numbers(match.group(2)) for match in _GROUP.finditer(sentence))
     ]
     return content_words(" ".join(citing)) or content_words(answer)
 
