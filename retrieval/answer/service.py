@@ -96,7 +96,9 @@ class AnswerService:
     ) -> RewrittenQuery | None:
         """The standalone query for a follow-up (None without history), written by the first
         ready LLM of the chain, else by the plain key-term fallback."""
-        llm = self._first_ready_llm(provider)
+        return self._rewrite(self._first_ready_llm(provider), question, history)
+
+    def _rewrite(self, llm: LLMProvider | None, question: str, history: Sequence[ChatTurn]) -> RewrittenQuery | None:
         rewriter = FollowUpRewriter(
             llm, self.settings.llm_timeout_s, use_llm=self.settings.llm_rewrite_followups
         )
@@ -120,11 +122,13 @@ class AnswerService:
         if self.search is None:
             raise RuntimeError("AnswerService was built without a search service to retrieve from")
         started = time.perf_counter()
-        self.chain(provider)  # an unknown provider fails before any work
+        # Found once per question (an unknown provider fails here, before any work): it rewrites a
+        # follow-up, and the context budget is counted in its tokens, as it will most likely answer.
+        llm = self._first_ready_llm(provider)
         timings: dict[str, float] = {}
 
         step = time.perf_counter()
-        rewritten = self.rewrite(question, history, provider)
+        rewritten = self._rewrite(llm, question, history)
         if rewritten is not None:
             timings["rewrite_ms"] = _ms(step)
 
@@ -136,8 +140,6 @@ class AnswerService:
             rerank=rerank,
             filters=filters or SearchFilters(),
         )
-        # The budget is counted in the tokens of the model that will most likely answer.
-        llm = self._first_ready_llm(provider)
         context = self.search.context(request, identity, token_counter=llm.token_counter() if llm else None)
         timings["retrieval_ms"] = _ms(step)
         for name, value in context.timings_ms.items():
