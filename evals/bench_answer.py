@@ -54,6 +54,7 @@ class AnswerTiming:
     tokens: int  # streamed pieces from the model (llama.cpp streams one token per piece)
     tokens_per_s: float | None  # after the first token
     citations: int
+    attributed_citations: int  # of those, matched after generation (the model wrote no mark)
     invalid_citations: int
     expected_source_cited: bool
     fallbacks: list[str]  # "provider: why it did not answer"
@@ -97,6 +98,7 @@ def _time_one(answers: AnswerService, identity, item: SampleQuestion) -> AnswerT
         tokens=tokens,
         tokens_per_s=round(tokens / generating, 2) if first and generating > 0 else None,
         citations=len(response.citations),
+        attributed_citations=sum(c.attributed for c in response.citations),
         invalid_citations=response.invalid_citations,
         expected_source_cited=any(c.path in item.sources for c in response.citations),
         fallbacks=[f"{f.provider}: {f.error}" for f in response.fallbacks],
@@ -116,6 +118,7 @@ def _summary(rows: list[AnswerTiming]) -> dict[str, float]:
         "tokens_per_s_mean": round(statistics.mean(rates), 2) if rates else float("nan"),
         "expected_source_cited": sum(r.expected_source_cited for r in rows),
         "answers_with_citations": sum(r.citations > 0 for r in rows),
+        "answers_with_model_citations": sum(r.citations > r.attributed_citations for r in rows),
         "invalid_citations": sum(r.invalid_citations for r in rows),
     }
 

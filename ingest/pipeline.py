@@ -42,7 +42,7 @@ from retrieval.schema import (
     parent_dirs,
 )
 from retrieval.settings import Settings
-from retrieval.store.base import IndexStore
+from retrieval.store import IndexStore, check_dense_size
 
 
 class FileCounts(BaseModel):
@@ -260,6 +260,7 @@ class IngestPipeline:
 
     # --- steps -----------------------------------------------------------------------
     def _ensure_collections(self) -> None:
+        check_dense_size(self.store, self.collection, self.dense.model_name, self.dense.dimension)
         if not self.store.collection_exists(self.collection):
             self.store.create_chunk_collection(self.collection, self.dense.dimension)
         if not self.store.collection_exists(self.records):

@@ -36,7 +36,7 @@ from retrieval.rerank import Reranker, build_reranker, rerank_hits
 from retrieval.schema import Filter, files_collection
 from retrieval.search import HybridSearcher
 from retrieval.settings import Settings, get_settings
-from retrieval.store import IndexStore, StoreError, open_store
+from retrieval.store import IndexStore, StoreError, check_dense_size, open_store
 
 _BACKENDS = {"EdgeStore": "embedded", "ServerStore": "server"}
 
@@ -79,7 +79,12 @@ class SearchService:
         """Opens the index and loads the encoders and reranker once."""
         settings = settings or get_settings()
         store = open_store(settings)
-        dense, sparse = build_encoders(settings)
+        try:
+            dense, sparse = build_encoders(settings)
+            check_dense_size(store, settings.collection, dense.model_name, dense.dimension)
+        except BaseException:
+            store.close()  # the lock on an embedded index goes with it
+            raise
         return cls(settings, store, dense, sparse, build_reranker(settings))
 
     @property

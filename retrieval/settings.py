@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     # --- models --------------------------------------------------------------------------
     embedding_model: str = DEFAULT_EMBEDDING_MODEL  # a hub id, a local folder, or a packaged name
+    embedding_model_dir: Path = Path("data/models/embedding")  # models unpacked from packages (git-ignored)
     embed_batch_size: int = 64  # MiniLM throughput flattens out above ~64 on 2 cores
     bm25_avg_len: float = 120.0  # average chunk length in BM25 tokens (stopwords removed)
 
@@ -112,6 +113,9 @@ class Settings(BaseSettings):
     llm_threads: int = 2
     llm_temperature: float = 0.0  # grounded answers: greedy decoding, no sampling creativity
     llm_rewrite_followups: bool = True  # rewrite follow-ups into standalone queries with the LLM
+    # Mark an answer's uncited sentences with the block holding most of their words (flagged as
+    # `attributed` on the citation): small models often answer right and forget the [n].
+    llm_attribute_uncited: bool = True
     cohere_chat_model: str = "command-r-08-2024"
     cohere_base_url: str | None = None  # None: Cohere's public API; set for a proxy (or a test)
     openai_base_url: str | None = None  # any OpenAI-compatible endpoint (Ollama, vLLM...)

@@ -104,3 +104,31 @@ def test_a_citation_of_a_block_that_does_not_say_the_claim_is_unsupported():
     assert unsupported_citations(hallucinated, LEAVE_BLOCKS) == [3]
     grounded = "According to document [1], full-time employees get 25 days of paid leave."
     assert unsupported_citations(grounded, LEAVE_BLOCKS) == []
+
+
+def test_uncited_sentences_are_attributed_to_the_block_that_holds_them():
+    answer = (
+        "A full-time employee receives 25 days of paid annual leave per year. "
+        "Up to five unused days can be carried over [2]. "
+        "Laptops are replaced every four years.\n"
+        "I hope this helps!"
+    )
+    text, citations, invalid = resolve_citations(answer, LEAVE_BLOCKS, attribute=True)
+    assert text == (
+        "A full-time employee receives 25 days of paid annual leave per year [1]. "
+        "Up to five unused days can be carried over [2]. "
+        "Laptops are replaced every four years [3].\n"
+        "I hope this helps!"
+    )
+    assert [(c.n, c.attributed) for c in citations] == [(1, True), (2, False), (3, True)]
+    assert "25 days" in citations[0].snippet and invalid == 0
+
+
+def test_attribution_leaves_unsupported_or_already_cited_sentences_alone():
+    unsupported = "Mercury boils at 357 degrees Celsius under normal pressure."
+    assert resolve_citations(unsupported, LEAVE_BLOCKS, attribute=True) == (unsupported, [], 0)
+    cited_after_the_stop = "Every full-time employee receives 25 days of paid leave. [1]"
+    text, citations, _ = resolve_citations(cited_after_the_stop, LEAVE_BLOCKS, attribute=True)
+    assert text == cited_after_the_stop and [(c.n, c.attributed) for c in citations] == [(1, False)]
+    # Without `attribute` (the extractive answer, or CAIRN_LLM_ATTRIBUTE_UNCITED=false) nothing is added.
+    assert resolve_citations("Laptops are replaced every four years.", LEAVE_BLOCKS)[1] == []

@@ -45,6 +45,18 @@ def test_openai_compatible_answers_with_resolved_citations(fake_openai):
     assert '<document n="1"' in sent["body"]["messages"][-1]["content"]
 
 
+@pytest.mark.parametrize("attribute", [True, False])
+def test_an_answer_without_marks_is_attributed_to_the_block_that_holds_it(fake_openai, attribute):
+    fake_openai.reply = ["Every full-time employee receives ", "25 days of paid annual leave per year."]
+    _, response = _answer(_service(openai=fake_openai, llm_attribute_uncited=attribute))
+    if attribute:
+        assert response.answer == "Every full-time employee receives 25 days of paid annual leave per year [1]."
+        assert [(c.path, c.attributed) for c in response.citations] == [("policies/leave-policy.pdf", True)]
+    else:
+        assert response.answer == "Every full-time employee receives 25 days of paid annual leave per year."
+        assert response.citations == []
+
+
 def test_cohere_answers_when_openai_returns_500(fake_openai, fake_cohere):
     fake_openai.mode = "500"
     _, response = _answer(_service(openai=fake_openai, cohere=fake_cohere))

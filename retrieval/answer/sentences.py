@@ -21,9 +21,23 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
 _CITATION_MARK = re.compile(r"\[\s*\d[\d\s,;\-–]*\]")
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-empty sentence of ``text``, surrounding whitespace excluded."""
+    spans, start = [], 0
+    for match in [*_SENTENCE_END.finditer(text), None]:
+        end = match.start() if match else len(text)
+        piece = text[start:end]
+        if piece.strip():
+            left = start + len(piece) - len(piece.lstrip())
+            spans.append((left, left + len(piece.strip())))
+        if match:
+            start = match.end()
+    return spans
+
+
 def split_sentences(text: str) -> list[str]:
     """The non-empty sentences of ``text``, stripped, in order."""
-    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+    return [text[start:end] for start, end in sentence_spans(text)]
 
 
 def key_terms(text: str) -> list[str]:

@@ -195,14 +195,16 @@ class AnswerService:
         if answer.provider in first_token:
             timings["first_token_ms"] = first_token[answer.provider]
 
-        text, citations, invalid = resolve_citations(answer.text, blocks)
+        extractive = not chain.providers[chain.names.index(answer.provider)].uses_llm
+        attribute = self.settings.llm_attribute_uncited and not extractive
+        text, citations, invalid = resolve_citations(answer.text, blocks, attribute=attribute)
         timings["total_ms"] = _ms(started)
         yield FinalEvent(
             response=AnswerResponse(
                 question=question,
                 answer=text,
                 provider=answer.provider,
-                extractive=not chain.providers[chain.names.index(answer.provider)].uses_llm,
+                extractive=extractive,
                 fallbacks=answer.fallbacks,
                 rewritten_query=rewritten.query if rewritten else None,
                 rewritten_by=rewritten.by if rewritten else None,

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from retrieval.settings import Settings
-from retrieval.store.base import CollectionMissingError, IndexLockedError, IndexStore, StoreError
+from retrieval.store.base import (
+    CollectionMissingError,
+    IncompatibleIndexError,
+    IndexLockedError,
+    IndexStore,
+    StoreError,
+)
 
 
 def open_store(settings: Settings) -> IndexStore:
@@ -24,4 +30,29 @@ def open_store(settings: Settings) -> IndexStore:
     return EdgeStore(settings.data_dir)
 
 
-__all__ = ["open_store", "IndexStore", "StoreError", "IndexLockedError", "CollectionMissingError"]
+
+
+def check_dense_size(store: IndexStore, collection: str, model: str, dimension: int) -> None:
+    """Refuse to mix vector sizes in one collection: the index keeps what it has."""
+    if not store.collection_exists(collection):
+        return
+    size = store.dense_size(collection)
+    if size != dimension:
+        raise IncompatibleIndexError(
+            f"collection '{collection}' holds {size}-d dense vectors, but the embedding model "
+            f"{model} (CAIRN_EMBEDDING_MODEL) makes {dimension}-d ones; nothing was changed. "
+            "Re-index into a new collection with `cairn index reindex FOLDER...` (searches keep "
+            "the old one until it switches), set CAIRN_COLLECTION to a new name, or go back to "
+            "the model the index was built with."
+        )
+
+
+__all__ = [
+    "open_store",
+    "check_dense_size",
+    "IndexStore",
+    "StoreError",
+    "IndexLockedError",
+    "CollectionMissingError",
+    "IncompatibleIndexError",
+]

@@ -19,6 +19,10 @@ class CollectionMissingError(StoreError):
     pass
 
 
+class IncompatibleIndexError(StoreError):
+    """The index was built with settings (e.g. a vector size) that the current ones cannot use."""
+
+
 class IndexStore(Protocol):
     """What ingestion writes through and search reads through.
 
@@ -32,6 +36,9 @@ class IndexStore(Protocol):
 
     def create_record_collection(self, collection: str) -> None:
         """Payload-only records (no vectors), with a keyword index on ``source``."""
+
+    def dense_size(self, collection: str) -> int:
+        """The size of the collection's dense vectors (fixed when it was created)."""
 
     def delete_collection(self, collection: str) -> None: ...
 

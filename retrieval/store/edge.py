@@ -151,6 +151,12 @@ class EdgeStore:
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Float))
         shard.flush()
 
+    def dense_size(self, collection: str) -> int:
+        name = self._resolve(collection)
+        self._shard(name)  # a missing collection is named as such
+        config = json.loads((self._path(name) / "edge_config.json").read_text())
+        return int(config["vectors"][DENSE_VECTOR]["size"])
+
     def create_record_collection(self, collection: str) -> None:
         shard = self._create(
             collection,

@@ -131,6 +131,10 @@ class ServerStore:
         for field in FLOAT_INDEXES:
             self.client.create_payload_index(collection, field, models.PayloadSchemaType.FLOAT)
 
+    def dense_size(self, collection: str) -> int:
+        vectors = self.client.get_collection(self._require(collection)).config.params.vectors
+        return int(vectors[DENSE_VECTOR].size)
+
     def create_record_collection(self, collection: str) -> None:
         self.client.create_collection(
             collection,
