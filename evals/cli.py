@@ -34,8 +34,8 @@ def eval_command(
         [],
         "--config",
         help="Extra row NAME:key=value,... over the default (settings such as chunk_tokens, "
-        "chunk_overlap, prefetch_limit, rrf_k, rrf_dense_weight, fusion, context_token_budget; or mode, rerank). "
-        "Repeatable.",
+        "chunk_overlap, prefetch_limit, rrf_k, rrf_dense_weight, fusion, context_token_budget; or mode, rerank; "
+        "kind=llamaindex runs the baseline under these settings, e.g. another embedding_model). Repeatable.",
     ),
     out: Optional[Path] = typer.Option(
         None,

@@ -17,8 +17,9 @@ from retrieval.settings import Settings
 Mode = Literal["hybrid", "dense", "sparse"]
 Kind = Literal["cairn", "llamaindex"]
 
-REQUEST_KEYS = ("mode", "rerank")  # request fields; every other key is a setting
+REQUEST_KEYS = ("mode", "rerank", "kind")  # row fields; every other key is a setting
 _MODES = ("hybrid", "dense", "sparse")
+_KINDS = ("cairn", "llamaindex")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 LLAMAINDEX = "llamaindex-default"
@@ -96,6 +97,10 @@ def _coerce_request(key: str, value: str, spec: str) -> Any:
         if value not in _MODES:
             raise ConfigError(f"--config '{spec}': mode must be one of {', '.join(_MODES)}, not '{value}'")
         return value
+    if key == "kind":
+        if value not in _KINDS:
+            raise ConfigError(f"--config '{spec}': kind must be one of {', '.join(_KINDS)}, not '{value}'")
+        return value
     lowered = value.lower()
     if lowered not in _TRUE | _FALSE:
         raise ConfigError(f"--config '{spec}': rerank must be true or false, not '{value}'")
@@ -106,28 +111,35 @@ def parse_config(spec: str, base: EvalConfig, settings: Settings) -> EvalConfig:
     """``NAME:key=value,key=value`` on top of ``base`` (Cairn's default row).
 
     Keys are Settings fields (``chunk_tokens``, ``prefetch_limit``, ``rrf_k``, ``fusion``,
-    ``context_token_budget``...) or the request's ``mode`` and ``rerank``.
+    ``context_token_budget``...), the request's ``mode`` and ``rerank``, or ``kind=llamaindex``:
+    the llama-index baseline under these settings (e.g. another ``embedding_model``).
     """
     name, sep, body = spec.partition(":")
     name = name.strip()
     if not name or not sep:
         raise ConfigError(f"--config '{spec}': expected NAME:key=value[,key=value...], e.g. small:chunk_tokens=120")
     overrides: dict[str, Any] = dict(base.overrides)
-    request: dict[str, Any] = {"mode": base.mode, "rerank": base.rerank}
+    given: dict[str, Any] = {}  # the row fields the spec sets
     for item in filter(None, (p.strip() for p in body.split(","))):
         key, eq, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not eq or not key:
             raise ConfigError(f"--config '{spec}': '{item}' is not key=value")
         if key in REQUEST_KEYS:
-            request[key] = _coerce_request(key, value, spec)
+            given[key] = _coerce_request(key, value, spec)
         elif key in Settings.model_fields:
             overrides[key] = value  # validated (and converted) by EvalConfig.settings
         else:
             allowed = ", ".join(sorted(set(Settings.model_fields) | set(REQUEST_KEYS)))
             raise ConfigError(f"--config '{spec}': unknown key '{key}'; use one of: {allowed}")
-    config = replace(
-        base, name=name, description=f"{base.name} with {body.strip() or 'no changes'}", overrides=overrides, **request
-    )
+    if given.get("kind") == "llamaindex":
+        request = {"kind": "llamaindex", "mode": "dense", "rerank": False}
+        if given.get("rerank") or given.get("mode", "dense") != "dense":
+            raise ConfigError(f"--config '{spec}': the llama-index baseline is dense retrieval without reranking")
+        description = f"llama-index defaults with {body.strip()}"
+    else:
+        request = {"kind": base.kind, "mode": base.mode, "rerank": base.rerank} | given
+        description = f"{base.name} with {body.strip() or 'no changes'}"
+    config = replace(base, name=name, description=description, overrides=overrides, **request)
     config.settings(settings)  # fail now, before anything is ingested
     return config

@@ -115,6 +115,9 @@ def test_a_command_line_config_overrides_settings_and_request():
     assert fingerprint_of(applied) == fingerprint_of(settings)  # search-only: the same index
     chunky = parse_config("big:chunk_tokens=120,chunk_overlap=20", base, settings)
     assert fingerprint_of(chunky.settings(settings)) != fingerprint_of(settings)  # its own index
+    baseline = parse_config("li-small:kind=llamaindex,embed_batch_size=8", base, settings)
+    assert (baseline.kind, baseline.mode, baseline.rerank) == ("llamaindex", "dense", False)
+    assert baseline.settings(settings).embed_batch_size == 8
 
 
 @pytest.mark.parametrize(
@@ -127,6 +130,8 @@ def test_a_command_line_config_overrides_settings_and_request():
         ("x:mode=fuzzy", "mode must be one of hybrid, dense, sparse"),
         ("x:rerank=maybe", "rerank must be true or false"),
         ("x:fusion=sum", "fusion"),
+        ("x:kind=haystack", "kind must be one of cairn, llamaindex"),
+        ("x:kind=llamaindex,mode=hybrid", "the llama-index baseline is dense retrieval without reranking"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(spec, expected):
