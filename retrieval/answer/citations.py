@@ -111,11 +111,10 @@ def unsupported_citations(answer: str, blocks: Sequence[ContextBlock]) -> list[i
     return unsupported
 
 
-def attribute_uncited(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, list[int]]:
-    """Add [n] to each sentence the model left uncited when block n holds most of its content
-    words (see ATTRIBUTION_*); returns the new text and the numbers added, in order. Small
-    models often answer right from the sources and forget the mark; a sentence no block
-    supports stays uncited."""
+def attribute_uncited(text: str, blocks: Sequence[ContextBlock]) -> str:
+    """``text`` with [n] added to each sentence the model left uncited when block n holds most
+    of its content words (see ATTRIBUTION_*). Small models often answer right from the sources
+    and forget the mark; a sentence no block supports stays uncited."""
     block_words = [(block.n, content_words(block.text)) for block in blocks]
     spans = sentence_spans(text)
     inserts: list[tuple[int, int]] = []
@@ -132,7 +131,7 @@ def attribute_uncited(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, l
             inserts.append((end - 1 if sentence[-1] in ".!?:" else end, n))  # before the final stop
     for position, n in reversed(inserts):
         text = f"{text[:position]} [{n}]{text[position:]}"
-    return text, [n for _, n in inserts]
+    return text
 
 
 def snippet_for(block_text: str, claim: set[str], max_chars: int = SNIPPET_CHARS) -> str:
@@ -171,7 +170,7 @@ def resolve_citations(
     (order of first citation) and the count of invalid numbers removed."""
     by_number = {block.n: block for block in blocks}
     checked = check_citations(answer, set(by_number))
-    text = attribute_uncited(checked.text, blocks)[0] if attribute else checked.text
+    text = attribute_uncited(checked.text, blocks) if attribute else checked.text
     by_model = set(checked.cited)
     citations = [
         Citation(

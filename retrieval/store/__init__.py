@@ -30,8 +30,6 @@ def open_store(settings: Settings) -> IndexStore:
     return EdgeStore(settings.data_dir)
 
 
-
-
 def check_dense_size(store: IndexStore, collection: str, model: str, dimension: int) -> None:
     """Refuse to mix vector sizes in one collection: the index keeps what it has."""
     if not store.collection_exists(collection):
