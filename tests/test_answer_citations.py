@@ -127,6 +127,8 @@ def test_uncited_sentences_are_attributed_to_the_block_that_holds_them():
 def test_attribution_leaves_unsupported_or_already_cited_sentences_alone():
     unsupported = "Mercury boils at 357 degrees Celsius under normal pressure."
     assert resolve_citations(unsupported, LEAVE_BLOCKS, attribute=True) == (unsupported, [], 0)
+    not_covered = "The documents do not say whether every full-time employee receives paid annual leave per year."
+    assert resolve_citations(not_covered, LEAVE_BLOCKS, attribute=True) == (not_covered, [], 0)
     cited_after_the_stop = "Every full-time employee receives 25 days of paid leave. [1]"
     text, citations, _ = resolve_citations(cited_after_the_stop, LEAVE_BLOCKS, attribute=True)
     assert text == cited_after_the_stop and [(c.n, c.attributed) for c in citations] == [(1, False)]

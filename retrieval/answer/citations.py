@@ -23,6 +23,11 @@ _MAX_RANGE = 20  # [1-999] is a typo or noise, not a citation of 999 blocks
 # this share of them, and at least this many (a short sentence matches anything by chance).
 ATTRIBUTION_MIN_SHARE = 0.6
 ATTRIBUTION_MIN_WORDS = 3
+# "The documents do not mention the warranty": a sentence about what the sources lack is not a
+# claim taken from one, however many of its words a block holds.
+_NEGATION = r"\b(?:not|no|cannot|can't|don't|doesn't|isn't|aren't|neither|nor)\b"
+_SOURCES = r"\b(?:documents?|sources?|context|information|provided|texts?)\b"
+_ABOUT_THE_SOURCES = re.compile(rf"{_NEGATION}.*{_SOURCES}|{_SOURCES}.*{_NEGATION}", re.IGNORECASE)
 _REMOVED = "\x00"
 SNIPPET_CHARS = 320
 
@@ -123,6 +128,8 @@ def attribute_uncited(text: str, blocks: Sequence[ContextBlock]) -> str:
         following = text[spans[i + 1][0] : spans[i + 1][1]] if i + 1 < len(spans) else ""
         if _GROUP.search(sentence) or (_GROUP.search(following) and not content_words(following)):
             continue  # cited here, or by a mark standing after it ("claim. [1]")
+        if _ABOUT_THE_SOURCES.search(sentence):
+            continue
         words = content_words(sentence) - _SCAFFOLDING
         if len(words) < ATTRIBUTION_MIN_WORDS or not block_words:
             continue
