@@ -152,9 +152,11 @@ class EdgeStore:
         shard.flush()
 
     def dense_size(self, collection: str) -> int:
-        name = self._resolve(collection)
-        self._shard(name)  # a missing collection is named as such
-        config = json.loads((self._path(name) / "edge_config.json").read_text())
+        """Read from the collection's config file: no need to open (and lock) the shard."""
+        config_file = self._path(self._resolve(collection)) / "edge_config.json"
+        if not config_file.exists():
+            raise CollectionMissingError(f"collection '{collection}' does not exist in {self.data_dir}")
+        config = json.loads(config_file.read_text())
         return int(config["vectors"][DENSE_VECTOR]["size"])
 
     def create_record_collection(self, collection: str) -> None:
