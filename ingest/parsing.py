@@ -70,7 +70,8 @@ def parse_file(path: str, file_type: str) -> ParsedDocument:
         elif file_type == "pdf":
             from unstructured.partition.pdf import partition_pdf
 
-            title, elements = None, partition_pdf(filename=str(file), strategy="fast")
+            # languages: unstructured's own default, given so that every PDF does not log a warning
+            title, elements = None, partition_pdf(filename=str(file), strategy="fast", languages=["eng"])
         else:  # docx, pptx, xlsx, eml: unstructured picks the partitioner by type
             from unstructured.partition.auto import partition
 
