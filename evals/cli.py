@@ -72,8 +72,9 @@ def eval_command(
     settings = get_settings()
     runner = EvalRunner(settings, IndexCache(cache), depth=depth)
     try:
-        reranker_ok = runner.reranker(settings).available
-        configs = builtin_configs(settings, reranker_ok)
+        reranker = runner.reranker(settings)
+        reranker_ok = reranker.available
+        configs = builtin_configs(settings, reranker_ok, reranker.name)
         default = reference_name(settings, reranker_ok)
         base = next(c for c in configs if c.name == default)
         if only:

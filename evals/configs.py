@@ -55,7 +55,9 @@ class EvalConfig:
         return " ".join(parts)
 
 
-def builtin_configs(settings: Settings, reranker_available: bool) -> list[EvalConfig]:
+def builtin_configs(
+    settings: Settings, reranker_available: bool, reranker_name: str = "the reranker"
+) -> list[EvalConfig]:
     """The ablation every run measures; hybrid+rerank only when a reranker can run."""
     configs = [
         EvalConfig("bm25", "BM25 alone (Qdrant sparse vectors, IDF modifier)", mode="sparse"),
@@ -81,7 +83,13 @@ def builtin_configs(settings: Settings, reranker_available: bool) -> list[EvalCo
         ),
     ]
     if reranker_available:
-        configs.append(EvalConfig("hybrid+rerank", "the configured fusion, then the reranker", rerank=True))
+        configs.append(
+            EvalConfig(
+                "hybrid+rerank",
+                f"the configured fusion, then {reranker_name} over the top {settings.rerank_depth}",
+                rerank=True,
+            )
+        )
     return configs
 
 

@@ -66,6 +66,7 @@ class Hit(BaseModel):
     file_type: str
     text: str
     scores: StageScores
+    doc_chunks: int = 1  # chunks in the whole document: what the document length prior reads
 
 
 class ContextBlock(BaseModel):

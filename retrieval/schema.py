@@ -23,6 +23,7 @@ FILES_SUFFIX = "__files"
 # `source` so several ingested roots can share one collection).
 KEYWORD_INDEXES = ("doc_id", "path", "groups", "file_type", "source", "dirs")
 DOC_CHUNKS_KEY = "doc_chunks"  # the payload field the length prior reads (1 when absent)
+SECTION_SEPARATOR = " > "  # joins a heading path in the `section` payload and the encoded header
 FLOAT_INDEXES = ("modified_ts",)
 
 _NAMESPACE = uuid.UUID("6f1c2a52-93c5-4bd4-9f59-2f3c7a0c8e11")

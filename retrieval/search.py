@@ -8,7 +8,7 @@ from typing import Literal
 
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.models import Hit, StageScore, StageScores
-from retrieval.schema import Filter, FusionSpec, HybridQuery, HybridResult, ScoredPoint
+from retrieval.schema import DOC_CHUNKS_KEY, Filter, FusionSpec, HybridQuery, HybridResult, ScoredPoint
 from retrieval.settings import FusionKind, Settings
 from retrieval.store.base import IndexStore
 
@@ -46,6 +46,7 @@ def hit_from_point(point: ScoredPoint, scores: StageScores) -> Hit:
         file_type=p.get("file_type", ""),
         text=p.get("text", ""),
         scores=scores,
+        doc_chunks=max(1, int(p.get(DOC_CHUNKS_KEY) or 1)),
     )
 
 

@@ -94,7 +94,9 @@ def test_builtin_rows_and_the_default():
         "bm25", "dense", "hybrid-rrf", "hybrid-rrf-unweighted", "hybrid-dbsf", "hybrid-no-length-prior",
         "dense-no-length-prior",
     ]
-    assert "hybrid+rerank" in [c.name for c in builtin_configs(settings, reranker_available=True)]
+    reranked = builtin_configs(settings, reranker_available=True, reranker_name="embedding:m")[-1]
+    assert reranked.name == "hybrid+rerank" and reranked.rerank
+    assert reranked.description.endswith(f"embedding:m over the top {settings.rerank_depth}")
     assert reference_name(settings, False) == "hybrid-rrf"
     assert reference_name(Settings(fusion="dbsf"), False) == "hybrid-dbsf"
     assert reference_name(settings, True) == "hybrid+rerank"

@@ -1,7 +1,11 @@
-"""Reranking: the local cross-encoder's guard against untrained heads, Cohere Rerank through a
-fake HTTP server, the reranked head + fused tail, and fallbacks that say why."""
+"""Reranking: the embedding reranker (the real mpnet), the local cross-encoder's guard against
+untrained heads, Cohere Rerank through a fake HTTP server, the reranked head + fused tail, and
+fallbacks that say why."""
 
 from __future__ import annotations
+
+import copy
+import math
 
 import pytest
 from fixtures_retrieval import PUBLIC, retrieval_settings
@@ -11,14 +15,24 @@ from retrieval.models import SearchRequest
 from retrieval.rerank import (
     CohereReranker,
     CrossEncoderReranker,
+    EmbeddingReranker,
     NoReranker,
     build_reranker,
+    encoded_passage,
     rerank_hits,
 )
 from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL
 
 QUERY = "what is the meal allowance on business trips abroad"
+MPNET = "sentence-transformers/all-mpnet-base-v2"
+
+
+@pytest.fixture(scope="module")
+def mpnet_reranker():
+    reranker = EmbeddingReranker(MPNET, length_prior=0.04)
+    assert reranker.available, reranker.unavailable_reason  # `make setup` installs it
+    return reranker
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +66,13 @@ def test_a_missing_model_folder_is_reported(tmp_path):
 
 
 def test_build_reranker_auto(tmp_path):
-    none = build_reranker(retrieval_settings(tmp_path, reranker="auto"))
+    embedding = build_reranker(retrieval_settings(tmp_path, reranker="auto"))
+    assert isinstance(embedding, EmbeddingReranker) and embedding.name == f"embedding:{MPNET}"
+    assert embedding.length_prior == retrieval_settings(tmp_path).doc_length_prior
+    none = build_reranker(retrieval_settings(tmp_path, reranker="auto", reranker_embedding_model=""))
     assert isinstance(none, NoReranker) and "COHERE_API_KEY" in none.unavailable_reason
     cohere = build_reranker(retrieval_settings(tmp_path, reranker="auto", cohere_api_key="k" * 20))
-    assert isinstance(cohere, CohereReranker) and cohere.available
+    assert isinstance(cohere, CohereReranker) and cohere.available  # a Cohere key beats the local model
     local = build_reranker(
         retrieval_settings(tmp_path, reranker="auto", reranker_model=str(tmp_path / "m"), cohere_api_key="k")
     )
@@ -64,8 +81,8 @@ def test_build_reranker_auto(tmp_path):
 
 
 def test_search_without_a_reranker_keeps_fused_order_and_says_why(service):
-    svc = _service(service, build_reranker(retrieval_settings(service.settings.data_dir, reranker="auto")))
-    response = svc.search(SearchRequest(query=QUERY, top_k=5), PUBLIC)
+    settings = retrieval_settings(service.settings.data_dir, reranker="auto", reranker_embedding_model=None)
+    response = _service(service, build_reranker(settings)).search(SearchRequest(query=QUERY, top_k=5), PUBLIC)
     assert not response.rerank.applied and "CAIRN_RERANKER_MODEL" in response.rerank.note
     assert [h.scores.fused.rank for h in response.hits] == [1, 2, 3, 4, 5]
     assert all(h.scores.rerank is None for h in response.hits)
@@ -144,3 +161,59 @@ def test_cohere_unreachable_falls_back(service):
 def test_rerank_hits_with_nothing_to_rerank(untrained_cross_encoder):
     hits, info = rerank_hits(untrained_cross_encoder, QUERY, [], depth=5, top_k=5)
     assert hits == [] and not info.applied
+
+
+# --- the embedding reranker ---------------------------------------------------------------
+
+
+def test_embedding_reranker_reorders_the_head(service, mpnet_reranker):
+    svc = _service(service, mpnet_reranker, rerank_depth=6)
+    fused = svc.search(SearchRequest(query=QUERY, top_k=8, rerank=False), PUBLIC).hits
+    response = svc.search(SearchRequest(query=QUERY, top_k=8), PUBLIC)
+    assert response.rerank.applied and response.rerank.reranker == f"embedding:{MPNET}"
+    assert response.hits[0].path == "handbook/expenses.md"  # the only file with the meal allowance
+    head = response.hits[:6]
+    assert {h.id for h in head} == {h.id for h in fused[:6]}
+    scores = [h.scores.rerank.score for h in head]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    assert [h.id for h in response.hits[6:]] == [h.id for h in fused[6:8]]
+
+
+def test_embedding_reranker_applies_the_length_prior(service, mpnet_reranker):
+    hits = service.search(SearchRequest(query="how do I roll back a failed deployment", top_k=8), PUBLIC).hits
+    long_doc = [h for h in hits if h.path == "engineering/deploy-guide.md"]
+    assert long_doc and all(h.doc_chunks > 1 for h in long_doc)  # read from the payload
+    plain, penalised = copy.copy(mpnet_reranker), copy.copy(mpnet_reranker)
+    plain.length_prior, penalised.length_prior = 0.0, 0.5
+    without = {h.id: h.scores.rerank.score for h in plain.rerank("roll back a deployment", hits)}
+    with_prior = {h.id: h.scores.rerank.score for h in penalised.rerank("roll back a deployment", hits)}
+    for hit in hits:
+        assert with_prior[hit.id] == pytest.approx(without[hit.id] - 0.5 * math.log(hit.doc_chunks), abs=1e-5)
+
+
+def test_embedding_reranker_scores_survive_a_small_cache(service, mpnet_reranker):
+    hits = service.search(SearchRequest(query=QUERY, top_k=6, rerank=False), PUBLIC).hits
+    small = copy.copy(mpnet_reranker)
+    small._cache, small.cache_size = type(mpnet_reranker._cache)(), 2  # fewer entries than candidates
+    expected = {h.id: h.scores.rerank.score for h in mpnet_reranker.rerank(QUERY, hits)}
+    for _ in range(2):  # the second pass finds only two passages cached
+        got = {h.id: h.scores.rerank.score for h in small.rerank(QUERY, hits)}
+        assert got == pytest.approx(expected, abs=1e-5)
+    assert len(small._cache) == 2
+
+
+def test_embedding_reranker_encodes_the_header_like_ingestion(service):
+    hit = service.search(SearchRequest(query="carry over unused vacation days", top_k=1, rerank=False), PUBLIC).hits[0]
+    assert hit.section and hit.section != hit.title
+    assert encoded_passage(hit) == f"{hit.title} > {hit.section}\n{hit.text}"
+    assert encoded_passage(hit.model_copy(update={"section": ""})) == f"{hit.title}\n{hit.text}"
+
+
+def test_embedding_reranker_that_cannot_load_says_why(service, tmp_path):
+    reranker = EmbeddingReranker(str(tmp_path / "no-such-model"))
+    assert not reranker.available
+    assert "CAIRN_RERANKER_EMBEDDING_MODEL" in reranker.unavailable_reason
+    assert "no-such-model" in reranker.unavailable_reason
+    response = _service(service, reranker).search(SearchRequest(query=QUERY, top_k=4), PUBLIC)
+    assert not response.rerank.applied and "fused order" in response.rerank.note
+    assert [h.scores.fused.rank for h in response.hits] == [1, 2, 3, 4]

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
 
 from retrieval.filters import access_filter
-from retrieval.schema import Filter
+from retrieval.schema import SECTION_SEPARATOR, Filter
 from retrieval.search import HybridSearcher
 from retrieval.store.base import IndexStore
 
 PairKind = Literal["heading", "title", "term"]
-SECTION_SEPARATOR = " > "  # how ingestion joins a heading path (ingest/chunking.py)
 
 _FIELDS = ("doc_id", "path", "title", "section", "chunk_index", "text")
 _NUMBERING = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[IVX]+\.)\s+")  # "4.1. if Statements"
