@@ -83,12 +83,12 @@ class Settings(BaseSettings):
     # auto: a configured cross-encoder, else Cohere with a key, else the embedding reranker
     reranker: RerankerKind = "auto"
     # A second, larger bi-encoder rescoring the fused head: on python-faq it lifts nDCG@10 from
-    # 0.871 to ~0.90 (see the eval report). Offline it resolves after `make embedding-mpnet`
+    # 0.871 to 0.899 (see the eval report). Offline it resolves after `make embedding-mpnet`
     # (part of `make setup`); None (an empty value) turns it off.
     reranker_embedding_model: str | None = "sentence-transformers/all-mpnet-base-v2"
     reranker_model: str | None = None  # a CrossEncoder folder or hub id; None = no local model
     # Fused candidates the reranker reorders. A local model pays a pass per candidate (mpnet:
-    # ~0.4 s a chunk on 2 CPU cores); on python-faq depth 10/20/50 gave 0.900/0.906/0.902.
+    # ~0.4 s a chunk on 2 CPU cores); on python-faq depth 10/20/50 gave 0.899/0.906/0.902.
     rerank_depth: int = Field(default=10, ge=1)
     rerank_max_length: int = 256
     rerank_batch_size: int = 32
