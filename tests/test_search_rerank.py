@@ -10,6 +10,9 @@ import math
 import pytest
 from fixtures_retrieval import PUBLIC, retrieval_settings
 
+from ingest.chunking import Chunker
+from ingest.parsing import parse_file
+
 from retrieval.model_sources import resolve_model
 from retrieval.models import SearchRequest
 from retrieval.rerank import (
@@ -202,11 +205,19 @@ def test_embedding_reranker_scores_survive_a_small_cache(service, mpnet_reranker
     assert len(small._cache) == 2
 
 
-def test_embedding_reranker_encodes_the_header_like_ingestion(service):
-    hit = service.search(SearchRequest(query="carry over unused vacation days", top_k=1, rerank=False), PUBLIC).hits[0]
-    assert hit.section and hit.section != hit.title
-    assert encoded_passage(hit) == f"{hit.title} > {hit.section}\n{hit.text}"
-    assert encoded_passage(hit.model_copy(update={"section": ""})) == f"{hit.title}\n{hit.text}"
+def test_embedding_reranker_encodes_the_chunk_as_ingestion_did(service, corpus_dir):
+    hits = service.search(SearchRequest(query="carry over unused vacation days", top_k=5, rerank=False), PUBLIC).hits
+    hit = next(h for h in hits if h.path == "handbook/vacation-policy.md")
+    assert hit.section and hit.section != hit.title  # a header with both parts
+    settings, dense = service.settings, service.dense
+    chunker = Chunker(
+        lambda text: dense.tokenizer.encode(text, add_special_tokens=False),
+        settings.chunk_tokens,
+        settings.chunk_overlap,
+        dense.max_seq_length,
+    )
+    chunks = chunker.chunk(parse_file(str(corpus_dir["company"] / hit.path), "md"))
+    assert encoded_passage(hit) == chunks[hit.chunk_index].embed_text
 
 
 def test_embedding_reranker_that_cannot_load_says_why(service, tmp_path):
