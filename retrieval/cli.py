@@ -123,6 +123,8 @@ def search_command(
         except ValidationError as exc:
             raise _fail(f"{queries}: query {query_id}: {exc.errors()[0]['msg']}", 2) from None
     settings = get_settings()
+    if no_rerank:  # no request will rerank: do not load the reranker's model
+        settings = settings.model_copy(update={"reranker": "none"})
     try:
         identity = Identities.from_settings(settings).resolve(api_key)
     except (AuthError, IdentitiesFileError) as exc:

@@ -106,6 +106,12 @@ def test_single_query_with_filters_as_a_table_and_as_json(cli_index):
     assert data["rerank"]["applied"] is False and data["rerank"]["note"]
 
 
+def test_no_rerank_does_not_load_the_reranker(cli_index):
+    result = cairn(cli_index, "search", "rollback a release", "--no-rerank", "--json", CAIRN_RERANKER="auto")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rerank"]["reranker"] == "none"  # not embedding:<model>
+
+
 def test_api_key_on_the_command_line(cli_index, tmp_path):
     identities = tmp_path / "identities.yaml"
     identities.write_text("users:\n  - user: hana\n    api_key: hr-key-0123456789abcdef\n    groups: [public, hr]\n")
