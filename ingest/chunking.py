@@ -16,7 +16,7 @@ from typing import Callable
 from llama_index.core.node_parser import SentenceSplitter
 
 from ingest.parsing import Block, ParsedDocument
-from retrieval.schema import SECTION_SEPARATOR
+from retrieval.schema import SECTION_SEPARATOR, chunk_header
 
 _MAX_HEADER_TOKENS = 48  # a long heading path is shortened from the left
 
@@ -68,8 +68,7 @@ class Chunker:
         return chunks
 
     def _header(self, title: str, section: str) -> str:
-        parts = [title] + ([section] if section and section != title else [])
-        header = SECTION_SEPARATOR.join(parts)
+        header = chunk_header(title, section)
         while self.count(header) > _MAX_HEADER_TOKENS and SECTION_SEPARATOR in header:
             header = header.split(SECTION_SEPARATOR, 1)[1]
         if self.count(header) > _MAX_HEADER_TOKENS:

@@ -66,7 +66,7 @@ class Hit(BaseModel):
     file_type: str
     text: str
     scores: StageScores
-    doc_chunks: int = 1  # chunks in the whole document: what the document length prior reads
+    doc_chunks: int = Field(default=1, ge=1)  # chunks in the whole document: the length prior reads it
 
 
 class ContextBlock(BaseModel):

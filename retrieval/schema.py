@@ -29,6 +29,11 @@ FLOAT_INDEXES = ("modified_ts",)
 _NAMESPACE = uuid.UUID("6f1c2a52-93c5-4bd4-9f59-2f3c7a0c8e11")
 
 
+def chunk_header(title: str, section: str) -> str:
+    """The header encoded above every chunk's body: the title, then the section path."""
+    return SECTION_SEPARATOR.join([title] + ([section] if section and section != title else []))
+
+
 def files_collection(collection: str) -> str:
     return collection + FILES_SUFFIX
 

@@ -46,7 +46,7 @@ def hit_from_point(point: ScoredPoint, scores: StageScores) -> Hit:
         file_type=p.get("file_type", ""),
         text=p.get("text", ""),
         scores=scores,
-        doc_chunks=max(1, int(p.get(DOC_CHUNKS_KEY) or 1)),
+        doc_chunks=p.get(DOC_CHUNKS_KEY) or 1,
     )
 
 
