@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from app.client import MAX_HISTORY_TURNS, ChatEvent
-from retrieval.answer.models import AnswerResponse, ChatTurn, ContextEvent, FinalEvent, ResetEvent, TokenEvent
-from retrieval.models import ContextResponse
+from answers.schemas import AnswerResponse, ChatTurn, ContextEvent, FinalEvent, ResetEvent, TokenEvent
+from retrieval.search_schemas import ContextResponse
 
 
 @dataclass

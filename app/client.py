@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from retrieval.access import ANONYMOUS_USER, Identities, IdentitiesFileError, Identity
-from retrieval.answer.models import (
+from answers.schemas import (
     AnswerEvent,
     AnswerRequest,
     ChatTurn,
@@ -26,7 +26,7 @@ from retrieval.answer.models import (
     ResetEvent,
     TokenEvent,
 )
-from retrieval.models import (
+from retrieval.search_schemas import (
     DocumentInfo,
     DocumentsResponse,
     HealthResponse,
@@ -38,7 +38,7 @@ from retrieval.settings import FusionKind, Settings
 from retrieval.store import StoreError
 
 if TYPE_CHECKING:  # imported when used: an HTTP-only page never loads torch
-    from retrieval.answer.service import AnswerService
+    from answers.service import AnswerService
     from retrieval.service import SearchService
 
 # AnswerRequest accepts at most 50 earlier turns; the last few carry a conversation's topic.
@@ -116,7 +116,7 @@ class InProcessClient:
     @classmethod
     def from_settings(cls, settings: Settings) -> "InProcessClient":
         """Loads the models and opens the index once (the page caches the client per process)."""
-        from retrieval.answer.service import AnswerService
+        from answers.service import AnswerService
         from retrieval.service import SearchService
 
         try:

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from retrieval.models import ContextResponse
+from retrieval.search_schemas import ContextResponse
 
 STAGES = {"dense": "dense", "sparse": "BM25", "fused": "fused", "rerank": "rerank"}  # StageScores field -> label
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.chat import Turn
 from app.panel import retrieval_panel
-from retrieval.answer.models import AnswerResponse
+from answers.schemas import AnswerResponse
 
 _CARDS_PER_ROW = 3
 

@@ -10,8 +10,8 @@ import streamlit as st
 from pydantic import ValidationError
 
 from app.client import AskOptions, CairnClient, ClientError
-from retrieval.models import DocumentInfo, HealthResponse, SearchFilters
-from retrieval.schema import parent_dirs
+from retrieval.search_schemas import DocumentInfo, HealthResponse, SearchFilters
+from retrieval.index_schema import parent_dirs
 from retrieval.settings import Settings
 
 ALL_FOLDERS = "(all folders)"

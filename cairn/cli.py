@@ -12,18 +12,35 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cairn: searc
 
 
 def _register() -> None:
-    from app import cli as app_cli
-    from evals import cli as evals_cli
-    from ingest import cli as ingest_cli
-    from retrieval import cli as retrieval_cli
-    from retrieval.answer import cli as answer_cli
-    from retrieval.reranker_training import cli as reranker_training_cli
+    from cairn.commands import ask, evals, ingest, reranker, search, ui
 
-    for part in (ingest_cli, retrieval_cli, answer_cli, evals_cli, app_cli, reranker_training_cli):
+    for part in (ingest, search, ask, evals, ui, reranker):
         part.register(app)
 
 
 _register()
+
+
+@app.command("doctor")
+def doctor_command(
+    as_json: bool = typer.Option(False, "--json", help="one JSON object: ok and every check"),
+) -> None:
+    """Check the CPU against the llama.cpp build, the model files, the index, Chromium, disk and memory."""
+    from rich.console import Console
+
+    from cairn import doctor
+    from retrieval.settings import get_settings
+
+    checks = doctor.run_checks(get_settings())
+    if as_json:
+        print(doctor.as_json(checks))
+    else:
+        console = Console(highlight=False, soft_wrap=True)
+        colour = {"ok": "green", "failed": "red", "skipped": "yellow"}
+        for check, line in zip(checks, doctor.report_lines(checks)):
+            console.print(f"[{colour[check.status]}]{line}[/]")
+    if any(c.status == "failed" for c in checks):
+        raise typer.Exit(1)
 
 
 def main() -> None:

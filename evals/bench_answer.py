@@ -26,9 +26,9 @@ from retrieval.runtime import configure_runtime
 configure_runtime()
 
 from retrieval.access import Identities  # noqa: E402
-from retrieval.answer.models import FinalEvent, TokenEvent  # noqa: E402
-from retrieval.answer.providers.local import local_model_path  # noqa: E402
-from retrieval.answer.service import AnswerService  # noqa: E402
+from answers.schemas import FinalEvent, TokenEvent  # noqa: E402
+from answers.providers.local import local_model_path  # noqa: E402
+from answers.service import AnswerService  # noqa: E402
 from retrieval.service import SearchService  # noqa: E402
 from retrieval.settings import get_settings  # noqa: E402
 

@@ -29,9 +29,9 @@ import numpy as np
 
 from retrieval.access import Identity
 from retrieval.encoders import SparseVec, build_encoders
-from retrieval.models import SearchRequest
+from retrieval.search_schemas import SearchRequest
 from retrieval.rerank import CrossEncoderReranker, NoReranker, Reranker, build_reranker
-from retrieval.schema import DENSE_VECTOR, SPARSE_VECTOR, ChunkPoint
+from retrieval.index_schema import DENSE_VECTOR, SPARSE_VECTOR, ChunkPoint
 from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL, Settings
 from retrieval.store.edge import EdgeStore

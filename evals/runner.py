@@ -36,7 +36,7 @@ from evals.significance import Comparison, compare_to_reference
 from ingest.pipeline import fingerprint_of
 from retrieval.access import Identity
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.models import ContextRequest, SearchRequest
+from retrieval.search_schemas import ContextRequest, SearchRequest
 from retrieval.rerank import Reranker, build_reranker
 from retrieval.service import SearchService
 from retrieval.settings import Settings

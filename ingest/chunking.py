@@ -16,7 +16,7 @@ from typing import Callable
 from llama_index.core.node_parser import SentenceSplitter
 
 from ingest.parsing import Block, ParsedDocument
-from retrieval.schema import SECTION_SEPARATOR, chunk_header
+from retrieval.index_schema import SECTION_SEPARATOR, chunk_header
 
 _MAX_HEADER_TOKENS = 48  # a long heading path is shortened from the left
 

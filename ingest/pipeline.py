@@ -30,7 +30,7 @@ from ingest.chunking import Chunk, Chunker
 from ingest.discovery import FoundFile, discover
 from ingest.parser_pool import ParseJob, ParserPool
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.schema import (
+from retrieval.index_schema import (
     ChunkPayload,
     ChunkPoint,
     FileRecord,

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from ingest.parser_pool import ParserPool
 from ingest.pipeline import IngestPipeline, IngestReport, fingerprint_of
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.schema import files_collection
+from retrieval.index_schema import files_collection
 from retrieval.settings import Settings
 from retrieval.store.base import IndexLockedError, IndexStore, StoreError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ingest.reindex import ensure_unlocked
-from retrieval.schema import files_collection
+from retrieval.index_schema import files_collection
 from retrieval.store.base import CollectionMissingError, IndexStore
 
 # gzip: the engine preallocates its files sparsely (a 2-chunk collection is ~0.5 MB on disk,

@@ -17,8 +17,8 @@ import numpy as np
 
 from retrieval.encoders import DenseEncoder
 from retrieval.model_sources import resolve_model
-from retrieval.models import Hit, RerankInfo, StageScore
-from retrieval.schema import chunk_header
+from retrieval.search_schemas import Hit, RerankInfo, StageScore
+from retrieval.index_schema import chunk_header
 from retrieval.settings import Settings
 
 

@@ -22,7 +22,7 @@ from retrieval.context import (
 )
 from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
 from retrieval.filters import access_filter, build_filter
-from retrieval.models import (
+from retrieval.search_schemas import (
     ContextRequest,
     ContextResponse,
     DocumentInfo,
@@ -33,7 +33,7 @@ from retrieval.models import (
     SearchResponse,
 )
 from retrieval.rerank import Reranker, build_reranker, rerank_hits
-from retrieval.schema import Filter, files_collection
+from retrieval.index_schema import Filter, files_collection
 from retrieval.search import HybridSearcher
 from retrieval.settings import Settings, get_settings
 from retrieval.store import IndexStore, StoreError, check_dense_size, open_store

@@ -46,7 +46,7 @@ class Ingester:
         return self.pipeline.run(root, **kwargs)
 
     def chunks(self, **filters) -> list[dict]:
-        from retrieval.schema import Filter, MatchAny
+        from retrieval.index_schema import Filter, MatchAny
 
         flt = Filter(must=tuple(MatchAny(k, (v,)) for k, v in filters.items())) if filters else None
         return [p.payload | {"id": p.id} for p in self.store.scroll(self.settings.collection, flt)]

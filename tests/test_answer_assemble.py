@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.answer.assemble import MODEL_BYTES, MODEL_SHA256, assemble, main, sha256_of
+from answers.model_file import MODEL_BYTES, MODEL_SHA256, assemble, main, sha256_of
 
 
 def test_assembly_replaces_a_wrong_file_and_then_skips(tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fixtures_answer import LEAVE_BLOCKS, block
 
-from retrieval.answer.citations import check_citations, resolve_citations, snippet_for
+from answers.citations import check_citations, resolve_citations, snippet_for
 
 
 def test_single_and_grouped_marks_are_kept_and_ordered_by_first_use():
@@ -98,7 +98,7 @@ def test_a_mark_after_the_full_stop_belongs_to_the_sentence_before():
 
 
 def test_a_citation_of_a_block_that_does_not_say_the_claim_is_unsupported():
-    from retrieval.answer.citations import unsupported_citations
+    from answers.citations import unsupported_citations
 
     hallucinated = "The boiling point of mercury is 357.8°C. This information is found in [3]."
     assert unsupported_citations(hallucinated, LEAVE_BLOCKS) == [3]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from fixtures_answer import LEAVE_BLOCKS, answer_settings
 
-from retrieval.answer.models import FinalEvent, ResetEvent, TokenEvent
-from retrieval.answer.providers.extractive import LABEL
-from retrieval.answer.service import AnswerService, final_response
+from answers.schemas import FinalEvent, ResetEvent, TokenEvent
+from answers.providers.extractive import LABEL
+from answers.service import AnswerService, final_response
 
 QUESTION = "How many days of annual leave do employees get?"
 

@@ -9,10 +9,10 @@ import pytest
 from fixtures_answer import INJECTION, LEAVE_BLOCKS, answer_settings, block
 from fixtures_retrieval import PUBLIC
 
-from retrieval.answer.models import ChatTurn, ContextEvent, TokenEvent
-from retrieval.answer.providers.local import LlamaCppLLM, LocalProvider
-from retrieval.answer.service import AnswerService, final_response
-from retrieval.models import SearchRequest
+from answers.schemas import ChatTurn, ContextEvent, TokenEvent
+from answers.providers.local import LlamaCppLLM, LocalProvider
+from answers.service import AnswerService, final_response
+from retrieval.search_schemas import SearchRequest
 
 QUESTION = "How many days of annual leave does a full-time employee get?"
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from fixtures_answer import INJECTION, LEAVE_BLOCKS, block
 from llama_index.core.llms import MessageRole
 
-from retrieval.answer.models import ChatTurn
-from retrieval.answer.prompt import (
+from answers.schemas import ChatTurn
+from answers.prompt import (
     INSTRUCTION,
     SYSTEM_PROMPT,
     build_answer_messages,
     render_document,
 )
-from retrieval.answer.providers import GenerationInput
-from retrieval.answer.providers.extractive import LABEL, NOTHING_FOUND, ExtractiveProvider
+from answers.providers import GenerationInput
+from answers.providers.extractive import LABEL, NOTHING_FOUND, ExtractiveProvider
 
 
 def _user_message(messages):

@@ -11,10 +11,10 @@ from fixtures_answer import answer_settings
 from fixtures_retrieval import HR, PUBLIC, RESTRICTED_PATH, RESTRICTED_PHRASE
 
 from retrieval.access import Identities, IdentitiesConfig, UserEntry
-from retrieval.answer.api import router
-from retrieval.answer.models import AnswerResponse, ChatTurn, ContextEvent, FinalEvent
-from retrieval.answer.service import AnswerService
-from retrieval.api import create_app
+from cairn.api.answer_routes import router
+from answers.schemas import AnswerResponse, ChatTurn, ContextEvent, FinalEvent
+from answers.service import AnswerService
+from cairn.api.app import create_app
 
 HR_KEY = "hr-key-0123456789abcdef"
 

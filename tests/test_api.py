@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from fixtures_retrieval import RESTRICTED_PATH, RESTRICTED_PHRASE
 
 from retrieval.access import Identities, IdentitiesConfig, Identity, UserEntry
-from retrieval.api import create_app, current_identity
+from cairn.api.app import create_app, current_identity
 from retrieval.rerank import NoReranker
 from retrieval.service import SearchService
 

@@ -15,9 +15,9 @@ from retrieval.context import (
     join_chunks,
 )
 from retrieval.filters import access_filter
-from retrieval.models import ContextRequest, SearchRequest, StageScores
+from retrieval.search_schemas import ContextRequest, SearchRequest, StageScores
 from retrieval.rerank import with_rerank_scores
-from retrieval.schema import Filter, MatchAny
+from retrieval.index_schema import Filter, MatchAny
 from retrieval.search import hit_from_point
 
 QUERIES = [

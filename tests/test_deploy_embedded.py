@@ -14,7 +14,7 @@ from fixtures_retrieval import retrieval_settings
 from typer.testing import CliRunner
 
 from ingest.reindex import AliasReindexer
-from retrieval.schema import FLOAT_INDEXES, KEYWORD_INDEXES, files_collection
+from retrieval.index_schema import FLOAT_INDEXES, KEYWORD_INDEXES, files_collection
 
 
 @pytest.fixture

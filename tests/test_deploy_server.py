@@ -9,7 +9,7 @@ import json
 
 from typer.testing import CliRunner
 
-from retrieval.schema import FLOAT_INDEXES, KEYWORD_INDEXES
+from retrieval.index_schema import FLOAT_INDEXES, KEYWORD_INDEXES
 from retrieval.settings import Settings
 from retrieval.store import open_store
 

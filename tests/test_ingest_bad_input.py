@@ -135,7 +135,7 @@ def test_unreadable_file_is_reported(tmp_path):
 def test_an_index_built_with_another_model_is_refused_and_kept(ingester, tmp_path):
     """An index of 768-d vectors (e.g. built with all-mpnet-base-v2) and the 384-d MiniLM."""
     from retrieval.encoders import SparseVec
-    from retrieval.schema import ChunkPoint
+    from retrieval.index_schema import ChunkPoint
     from retrieval.store import IncompatibleIndexError
 
     store, collection = ingester.store, ingester.settings.collection

@@ -65,7 +65,7 @@ def run_child(kind: str, data_dir: Path, folder: Path, kill_after_done: int | No
 
 
 def snapshot(ingester: Ingester) -> tuple[dict, dict]:
-    from retrieval.schema import files_collection
+    from retrieval.index_schema import files_collection
 
     chunks = {p.id: p.payload for p in ingester.store.scroll(ingester.settings.collection)}
     records = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.schema import files_collection
+from retrieval.index_schema import files_collection
 
 LEAVE = "# Leave\n\n## Annual leave\n\nEmployees receive 25 days of paid leave each year. {extra}\n"
 SECURITY = "# Security\n\nReport a lost laptop to the service desk within one hour.\n"

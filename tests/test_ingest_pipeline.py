@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from retrieval.schema import files_collection
+from retrieval.index_schema import files_collection
 
 
 def test_every_sample_file_is_indexed(sample_index):

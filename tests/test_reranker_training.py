@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fixtures_retrieval import retrieval_settings
 
-from retrieval.reranker_training.mining import (
+from reranker_training.mining import (
     MinedData,
     MiningConfig,
     PairMiner,
@@ -25,7 +25,7 @@ from retrieval.reranker_training.mining import (
     read_passages,
     save_mined,
 )
-from retrieval.reranker_training.training import RerankerTrainer, TrainingConfig, TrainingError, score_ranking
+from reranker_training.training import RerankerTrainer, TrainingConfig, TrainingError, score_ranking
 
 MAX_LENGTH = 64  # enough of each short section to learn from; keeps the steps fast
 
@@ -347,6 +347,6 @@ def test_cli_mines_trains_resumes_and_writes_a_model_card(tmp_path, monkeypatch)
 
 
 def _score(model: str, pairs):
-    from retrieval.reranker_training.training import load_cross_encoder
+    from reranker_training.training import load_cross_encoder
 
     return score_ranking(load_cross_encoder(model, MAX_LENGTH), pairs)

@@ -9,8 +9,8 @@ import pytest
 from fixtures_retrieval import HR, PUBLIC, RESTRICTED_PATH
 
 from retrieval.filters import build_filter, normalise_path_prefix
-from retrieval.models import SearchFilters, SearchRequest
-from retrieval.schema import DENSE_VECTOR, SPARSE_VECTOR
+from retrieval.search_schemas import SearchFilters, SearchRequest
+from retrieval.index_schema import DENSE_VECTOR, SPARSE_VECTOR
 from retrieval.search import fusion_spec
 
 QUERY = "how many vacation days can I carry over to next year"
@@ -101,7 +101,7 @@ def test_fused_hits_are_exactly_what_qdrant_fuses(service, encoders, fusion):
 def test_length_prior_subtracts_log_chunks_of_the_document(service):
     """Dense score = cosine - prior * ln(chunks of the document), computed by Qdrant; checked
     against the raw similarities and chunk counts read independently from the index."""
-    from retrieval.schema import Filter, MatchAny
+    from retrieval.index_schema import Filter, MatchAny
 
     prior = service.settings.doc_length_prior
     assert prior > 0  # on by default

@@ -14,7 +14,7 @@ from fixtures_retrieval import PUBLIC, retrieval_settings
 from ingest.chunking import Chunker
 from ingest.parsing import parse_file
 from retrieval.model_sources import resolve_model
-from retrieval.models import SearchRequest
+from retrieval.search_schemas import SearchRequest
 from retrieval.rerank import (
     CohereReranker,
     CrossEncoderReranker,

@@ -203,8 +203,8 @@ def api_url(pristine_corpus_index, tmp_path, encoders):
     import uvicorn
 
     from retrieval.access import Identities
-    from retrieval.answer.api import router as answer_router
-    from retrieval.api import create_app
+    from cairn.api.answer_routes import router as answer_router
+    from cairn.api.app import create_app
     from retrieval.rerank import NoReranker
     from retrieval.service import SearchService
     from retrieval.settings import Settings

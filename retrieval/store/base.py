@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Protocol, Sequence
 
-from retrieval.schema import ChunkPoint, Filter, HybridQuery, HybridResult, ScoredPoint
+from retrieval.index_schema import ChunkPoint, Filter, HybridQuery, HybridResult, ScoredPoint
 
 
 class StoreError(RuntimeError):

@@ -10,7 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import qdrant_edge as qe
 
-from retrieval.schema import (
+from retrieval.index_schema import (
     DENSE_VECTOR,
     DOC_CHUNKS_KEY,
     FLOAT_INDEXES,

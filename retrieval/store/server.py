@@ -9,7 +9,7 @@ from typing import Any, Iterator, Sequence
 
 from qdrant_client import QdrantClient, models
 
-from retrieval.schema import (
+from retrieval.index_schema import (
     DENSE_VECTOR,
     DOC_CHUNKS_KEY,
     FLOAT_INDEXES,

@@ -1,2 +1,2 @@
 """Cited answers: LLM providers with a fallback chain, a fenced prompt, checked citations,
-streaming and follow-up rewriting (`AnswerService` in retrieval.answer.service)."""
+streaming and follow-up rewriting (`AnswerService` in answers.service)."""

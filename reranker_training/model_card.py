@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from retrieval.reranker_training.mining import MiningConfig, MiningReport
-from retrieval.reranker_training.training import TrainingConfig, TrainingResult
+from reranker_training.mining import MiningConfig, MiningReport
+from reranker_training.training import TrainingConfig, TrainingResult
 
 CARD = "README.md"
 CARD_DATA = "training.json"  # the same facts, for tools

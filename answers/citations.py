@@ -8,9 +8,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval.answer.models import Citation
-from retrieval.answer.sentences import content_words, overlap, sentence_spans, split_sentences
-from retrieval.models import ContextBlock
+from answers.schemas import Citation
+from answers.sentences import content_words, overlap, sentence_spans, split_sentences
+from retrieval.search_schemas import ContextBlock
 
 # One bracket of 1-3 digit numbers separated by commas, semicolons or range dashes. Longer
 # numbers ([2024]) are left alone: they are years or quantities, not citation marks.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from llama_index.core.llms import LLM
 
-from retrieval.answer.providers.base import LLMProvider
+from answers.providers.base import LLMProvider
 from retrieval.settings import Settings
 
 

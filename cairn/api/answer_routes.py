@@ -18,9 +18,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
 from retrieval.access import Identity
-from retrieval.answer.models import AnswerEvent, AnswerRequest, AnswerResponse
-from retrieval.answer.service import AnswerService, final_response
-from retrieval.api import current_identity
+from answers.schemas import AnswerEvent, AnswerRequest, AnswerResponse
+from answers.service import AnswerService, final_response
+from cairn.api.app import current_identity
 
 router = APIRouter(tags=["answers"])
 _building = threading.Lock()

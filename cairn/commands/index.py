@@ -12,12 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.acl import AclError
-from ingest.cli import _print_summary, _settings, err
+from cairn.commands.ingest import _print_summary, _settings, err
 from ingest.reindex import ReindexError, alias_target, drop_collection, switch_alias
 from ingest.snapshots import create_snapshots, list_snapshots
-from retrieval.schema import FILES_SUFFIX
+from retrieval.index_schema import FILES_SUFFIX
 from retrieval.store import IndexLockedError, IndexStore
-from retrieval.store_cli import EXIT_SOME_FAILED, EXIT_USAGE, opened_store
+from cairn.commands.store import EXIT_SOME_FAILED, EXIT_USAGE, opened_store
 
 snapshot_app = typer.Typer(
     help="Backups: server snapshots, or tar copies of the embedded index.", no_args_is_help=True

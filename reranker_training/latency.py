@@ -5,7 +5,7 @@ exported to ONNX and run by onnxruntime, in fp32 and dynamically quantised to in
 sentence-transformers' own ONNX backend needs `optimum-onnx`, which requires transformers < 4.58
 (Cairn pins 5.x), so the export here goes through `torch.onnx` directly.
 
-    python -m retrieval.reranker_training.latency MODEL_DIR PAIRS_JSONL [--candidates 50] [--lengths 256,128]
+    python -m reranker_training.latency MODEL_DIR PAIRS_JSONL [--candidates 50] [--lengths 256,128]
 """
 
 from __future__ import annotations

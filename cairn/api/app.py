@@ -22,7 +22,7 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 
 from retrieval.access import AuthError, Identities, Identity
-from retrieval.models import (
+from retrieval.search_schemas import (
     ContextRequest,
     ContextResponse,
     DocumentsResponse,

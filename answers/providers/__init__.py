@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from retrieval.answer.providers.base import AnswerProvider, GenerationInput, LLMProvider
-from retrieval.answer.providers.cohere import CohereProvider
-from retrieval.answer.providers.extractive import ExtractiveProvider
-from retrieval.answer.providers.local import LocalProvider
-from retrieval.answer.providers.openai_like import OpenAICompatibleProvider
+from answers.providers.base import AnswerProvider, GenerationInput, LLMProvider
+from answers.providers.cohere import CohereProvider
+from answers.providers.extractive import ExtractiveProvider
+from answers.providers.local import LocalProvider
+from answers.providers.openai_like import OpenAICompatibleProvider
 from retrieval.settings import Settings
 
 PROVIDER_NAMES = ("local", "cohere", "openai", "extractive")

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from llama_index.core.llms import ChatMessage, MessageRole
 
-from retrieval.answer.models import ChatTurn
-from retrieval.models import ContextBlock
+from answers.schemas import ChatTurn
+from retrieval.search_schemas import ContextBlock
 
 # Worded for a 1.5B model. On Qwen2.5-Coder-1.5B, rules quoting a fixed refusal sentence
 # ("reply: The documents do not contain the answer.") made it refuse questions the documents did

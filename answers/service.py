@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from retrieval.answer.chain import ChainAnswer, FallbackChain
-from retrieval.answer.citations import resolve_citations
-from retrieval.answer.models import (
+from answers.chain import ChainAnswer, FallbackChain
+from answers.citations import resolve_citations
+from answers.schemas import (
     AnswerEvent,
     AnswerResponse,
     ChatTurn,
@@ -18,17 +18,17 @@ from retrieval.answer.models import (
     ResetEvent,
     TokenEvent,
 )
-from retrieval.answer.prompt import build_answer_messages
-from retrieval.answer.providers import (
+from answers.prompt import build_answer_messages
+from answers.providers import (
     PROVIDER_NAMES,
     AnswerProvider,
     GenerationInput,
     LLMProvider,
     build_provider,
 )
-from retrieval.answer.rewrite import FollowUpRewriter, RewrittenQuery
+from answers.rewrite import FollowUpRewriter, RewrittenQuery
 from retrieval.context import TokenCounter
-from retrieval.models import ContextBlock, ContextResponse, SearchFilters, SearchRequest
+from retrieval.search_schemas import ContextBlock, ContextResponse, SearchFilters, SearchRequest
 from retrieval.settings import FusionKind, Settings
 
 if TYPE_CHECKING:

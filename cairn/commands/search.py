@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from retrieval.models import SearchFilters, SearchRequest, SearchResponse, StageScore
+from retrieval.search_schemas import SearchFilters, SearchRequest, SearchResponse, StageScore
 
 _err = Console(stderr=True)
 
@@ -165,7 +165,7 @@ def serve_command(
     import uvicorn
 
     from retrieval.access import Identities, IdentitiesFileError
-    from retrieval.api import create_app
+    from cairn.api.app import create_app
     from retrieval.service import SearchService
     from retrieval.settings import get_settings
     from retrieval.store import StoreError
@@ -180,8 +180,8 @@ def serve_command(
     except StoreError as exc:
         raise _fail(str(exc)) from None
     routers = []
-    if importlib.util.find_spec("retrieval.answer.api") is not None:  # the answer endpoints, once that part exists
-        from retrieval.answer.api import router as answer_router
+    if importlib.util.find_spec("cairn.api.answer_routes") is not None:  # the answer endpoints, once that part exists
+        from cairn.api.answer_routes import router as answer_router
 
         routers.append(answer_router)
     if not identities.keys_configured:

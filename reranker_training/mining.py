@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
 
 from retrieval.filters import access_filter
-from retrieval.schema import SECTION_SEPARATOR, Filter
+from retrieval.index_schema import SECTION_SEPARATOR, Filter
 from retrieval.search import HybridSearcher
 from retrieval.store.base import IndexStore
 

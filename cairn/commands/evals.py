@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from retrieval.store_cli import EXIT_INDEX_UNAVAILABLE, EXIT_USAGE
+from cairn.commands.store import EXIT_INDEX_UNAVAILABLE, EXIT_USAGE
 
 err = Console(stderr=True)
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks, gathered into evals/reports/bench/.")

@@ -8,11 +8,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval.answer.chain import describe_error, stream_with_timeout
-from retrieval.answer.models import ChatTurn
-from retrieval.answer.prompt import build_rewrite_messages
-from retrieval.answer.providers import LLMProvider
-from retrieval.answer.sentences import content_words, key_terms
+from answers.chain import describe_error, stream_with_timeout
+from answers.schemas import ChatTurn
+from answers.prompt import build_rewrite_messages
+from answers.providers import LLMProvider
+from answers.sentences import content_words, key_terms
 
 _MAX_QUERY_CHARS = 300
 _PLAIN_TERMS = 8  # enough to carry the topic, few enough not to drown the follow-up

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from retrieval.store_cli import EXIT_INDEX_UNAVAILABLE, EXIT_USAGE, opened_store
+from cairn.commands.store import EXIT_INDEX_UNAVAILABLE, EXIT_USAGE, opened_store
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -57,9 +57,9 @@ def train_reranker(
     (heading -> section, title -> first passage, API term -> description, with hard negatives
     from Cairn's hybrid search), checkpointing so --resume continues a long run.
     Use the result with CAIRN_RERANKER_MODEL=<out>."""
-    from retrieval.reranker_training.mining import MiningConfig, load_mined, read_excluded_queries
-    from retrieval.reranker_training.model_card import ModelCard
-    from retrieval.reranker_training.training import RerankerTrainer, TrainingConfig, TrainingError
+    from reranker_training.mining import MiningConfig, load_mined, read_excluded_queries
+    from reranker_training.model_card import ModelCard
+    from reranker_training.training import RerankerTrainer, TrainingConfig, TrainingError
     from retrieval.settings import Settings
 
     if from_index == resume:
@@ -150,7 +150,7 @@ def _resumed_config(out: Path, config):
     """A resumed run keeps the hyper-parameters it started with; only the stopping rules may change."""
     import dataclasses
 
-    from retrieval.reranker_training.training import saved_config
+    from reranker_training.training import saved_config
 
     saved = saved_config(out)
     if saved is None:
@@ -160,7 +160,7 @@ def _resumed_config(out: Path, config):
 
 def _mine(settings, out: Path, config, command: str):
     from retrieval.encoders import build_encoders
-    from retrieval.reranker_training.mining import MinedData, PairMiner, save_mined
+    from reranker_training.mining import MinedData, PairMiner, save_mined
     from retrieval.search import HybridSearcher
 
     with opened_store(settings, err) as store:

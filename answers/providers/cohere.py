@@ -7,7 +7,7 @@ from typing import Any
 
 from llama_index.core.llms import LLM
 
-from retrieval.answer.providers.base import LLMProvider
+from answers.providers.base import LLMProvider
 from retrieval.settings import Settings
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.models import ContextBlock, ContextResponse, SearchFilters
+from retrieval.search_schemas import ContextBlock, ContextResponse, SearchFilters
 from retrieval.settings import FusionKind
 
 

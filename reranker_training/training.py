@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 from retrieval.model_sources import resolve_model
-from retrieval.reranker_training.mining import MinedPair
+from reranker_training.mining import MinedPair
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL
 
 CHECKPOINTS = "checkpoints"

@@ -29,7 +29,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms import LLM, CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 
-from retrieval.answer.providers.base import LLMProvider
+from answers.providers.base import LLMProvider
 from retrieval.context import FunctionCounter, TokenCounter
 from retrieval.settings import Settings
 

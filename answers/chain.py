@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from retrieval.answer.citations import check_citations, unsupported_citations
-from retrieval.answer.models import ProviderFailure, ResetEvent, TokenEvent
-from retrieval.answer.providers import AnswerProvider, GenerationInput
-from retrieval.answer.providers.extractive import ExtractiveProvider
-from retrieval.models import ContextBlock
+from answers.citations import check_citations, unsupported_citations
+from answers.schemas import ProviderFailure, ResetEvent, TokenEvent
+from answers.providers import AnswerProvider, GenerationInput
+from answers.providers.extractive import ExtractiveProvider
+from retrieval.search_schemas import ContextBlock
 
 _ERROR_CHARS = 300
 

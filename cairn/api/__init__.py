@@ -1,0 +1,1 @@
+"""The HTTP API: one FastAPI app, thin routes over the services."""

@@ -1,0 +1,1 @@
+"""The `cairn` subcommands, one module per concern; `cairn/cli.py` joins them."""
