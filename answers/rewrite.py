@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from answers.chain import describe_error, stream_with_timeout
-from answers.schemas import ChatTurn
 from answers.prompt import build_rewrite_messages
 from answers.providers import LLMProvider
+from answers.schemas import ChatTurn
 from answers.sentences import content_words, key_terms
 
 _MAX_QUERY_CHARS = 300

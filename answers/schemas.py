@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.search_schemas import ContextBlock, ContextResponse, SearchFilters
-from retrieval.settings import FusionKind
+from retrieval.search_schemas import ContextBlock, ContextResponse, RetrievalOptions
 
 
 class ChatTurn(BaseModel):
@@ -20,8 +19,8 @@ class ChatTurn(BaseModel):
     content: str = Field(max_length=20_000)
 
 
-class AnswerRequest(BaseModel):
-    model_config = {"extra": "forbid"}
+class AnswerRequest(RetrievalOptions):
+    """A question and how to retrieve for it (the retrieval options are those of /search)."""
 
     question: str = Field(min_length=1, max_length=2000)
     history: list[ChatTurn] = Field(default_factory=list, max_length=50)
@@ -30,10 +29,6 @@ class AnswerRequest(BaseModel):
         description="answer with this provider (extractive still backs it up); None = the chain",
     )
     stream: bool = False  # SSE instead of one JSON response
-    top_k: int | None = Field(default=None, ge=1, le=1000)
-    fusion: FusionKind | None = None  # None: the service's setting
-    rerank: bool = True
-    filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
 class Citation(BaseModel):
@@ -48,6 +43,9 @@ class Citation(BaseModel):
     # True: the model wrote no mark for this block; Cairn matched an uncited sentence of the
     # answer to it after generation (most of the sentence's content words are in the block).
     attributed: bool = False
+    # False: the block does not support a sentence citing it (it holds under 60% of the
+    # sentence's content words, or under 3 of them); the mark is kept and shown as unsupported.
+    supported: bool = True
 
 
 class ProviderFailure(BaseModel):

@@ -9,15 +9,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from answers.chain import ChainAnswer, FallbackChain
 from answers.citations import resolve_citations
-from answers.schemas import (
-    AnswerEvent,
-    AnswerResponse,
-    ChatTurn,
-    ContextEvent,
-    FinalEvent,
-    ResetEvent,
-    TokenEvent,
-)
 from answers.prompt import build_answer_messages
 from answers.providers import (
     PROVIDER_NAMES,
@@ -27,9 +18,19 @@ from answers.providers import (
     build_provider,
 )
 from answers.rewrite import FollowUpRewriter, RewrittenQuery
+from answers.schemas import (
+    AnswerEvent,
+    AnswerRequest,
+    AnswerResponse,
+    ChatTurn,
+    ContextEvent,
+    FinalEvent,
+    ResetEvent,
+    TokenEvent,
+)
 from retrieval.context import TokenCounter
-from retrieval.search_schemas import ContextBlock, ContextResponse, SearchFilters, SearchRequest
-from retrieval.settings import FusionKind, Settings
+from retrieval.search_schemas import ContextBlock, ContextResponse, SearchRequest
+from retrieval.settings import AnswerSettings
 
 if TYPE_CHECKING:
     from retrieval.access import Identity
@@ -47,23 +48,29 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 1)
 
 
+def check_provider_names(names: Sequence[str]) -> None:
+    """ValueError naming the choices for a provider name Cairn does not have."""
+    for name in names:
+        if name not in PROVIDER_NAMES:
+            raise ValueError(
+                f"unknown answer provider {name!r}; choose from {', '.join(PROVIDER_NAMES)} "
+                "(CAIRN_LLM_PROVIDERS or --provider)"
+            )
+
+
 class AnswerService:
-    def __init__(self, search: ContextSource | None, settings: Settings) -> None:
+    def __init__(self, search: ContextSource | None, settings: AnswerSettings) -> None:
+        """``search`` None: answers only from blocks already retrieved (`stream_from_context`)."""
         self.search = search
         self.settings = settings
-        for name in settings.llm_providers:
-            self._check_name(name)
+        check_provider_names(settings.llm_providers)
         self._providers: dict[str, AnswerProvider] = {}  # built once: models load once
 
     # --- providers -----------------------------------------------------------------------
 
     @staticmethod
     def _check_name(name: str) -> None:
-        if name not in PROVIDER_NAMES:
-            raise ValueError(
-                f"unknown answer provider {name!r}; choose from {', '.join(PROVIDER_NAMES)} "
-                "(CAIRN_LLM_PROVIDERS or --provider)"
-            )
+        check_provider_names([name])
 
     def provider(self, name: str) -> AnswerProvider:
         self._check_name(name)
@@ -106,22 +113,13 @@ class AnswerService:
 
     # --- answering -----------------------------------------------------------------------
 
-    def stream(
-        self,
-        question: str,
-        identity: Identity,
-        history: Sequence[ChatTurn] = (),
-        provider: str | None = None,
-        filters: SearchFilters | None = None,
-        top_k: int | None = None,
-        fusion: FusionKind | None = None,
-        rerank: bool = True,
-    ) -> Iterator[AnswerEvent]:
+    def stream(self, request: AnswerRequest, identity: Identity) -> Iterator[AnswerEvent]:
         """Context event, token events as generated (reset events when a provider fails
         mid-answer), then one final event with the resolved citations."""
+        started = time.perf_counter()
         if self.search is None:
             raise RuntimeError("AnswerService was built without a search service to retrieve from")
-        started = time.perf_counter()
+        question, history, provider = request.question, request.history, request.provider
         # Found once per question (an unknown provider fails here, before any work): it rewrites a
         # follow-up, and the context budget is counted in its tokens, as it will most likely answer.
         llm = self._first_ready_llm(provider)
@@ -133,14 +131,11 @@ class AnswerService:
             timings["rewrite_ms"] = _ms(step)
 
         step = time.perf_counter()
-        request = SearchRequest(
+        search = SearchRequest(
             query=(rewritten.query if rewritten else question)[:2000],  # the request's limit
-            top_k=top_k,
-            fusion=fusion,
-            rerank=rerank,
-            filters=filters or SearchFilters(),
+            **request.retrieval_options().model_dump(),
         )
-        context = self.search.context(request, identity, token_counter=llm.token_counter() if llm else None)
+        context = self.search.context(search, identity, token_counter=llm.token_counter() if llm else None)
         timings["retrieval_ms"] = _ms(step)
         for name, value in context.timings_ms.items():
             timings[f"search_{name}"] = value
@@ -215,23 +210,9 @@ class AnswerService:
             )
         )
 
-    def answer(
-        self,
-        question: str,
-        identity: Identity,
-        history: Sequence[ChatTurn] = (),
-        provider: str | None = None,
-        filters: SearchFilters | None = None,
-        top_k: int | None = None,
-        fusion: FusionKind | None = None,
-        rerank: bool = True,
-    ) -> AnswerResponse:
+    def answer(self, request: AnswerRequest, identity: Identity) -> AnswerResponse:
         """The whole answer at once (the stream, consumed)."""
-        return final_response(
-            self.stream(
-                question, identity, history, provider, filters=filters, top_k=top_k, fusion=fusion, rerank=rerank
-            )
-        )
+        return final_response(self.stream(request, identity))
 
 
 def final_response(events: Iterator[AnswerEvent]) -> AnswerResponse:

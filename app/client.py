@@ -8,33 +8,31 @@ Errors a person can act on arrive as `ClientError`, whose message says what to d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
+from httpx_sse import connect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from retrieval.access import ANONYMOUS_USER, Identities, IdentitiesFileError, Identity
 from answers.schemas import (
     AnswerEvent,
     AnswerRequest,
-    ChatTurn,
     ContextEvent,
     FinalEvent,
     ResetEvent,
     TokenEvent,
 )
+from retrieval.access import ANONYMOUS_USER, Identities, IdentitiesFileError, Identity
 from retrieval.search_schemas import (
     DocumentInfo,
     DocumentsResponse,
     HealthResponse,
-    SearchFilters,
     SearchRequest,
     SearchResponse,
 )
-from retrieval.settings import FusionKind, Settings
+from retrieval.settings import Settings
 from retrieval.store import StoreError
 
 if TYPE_CHECKING:  # imported when used: an HTTP-only page never loads torch
@@ -52,16 +50,6 @@ class ClientError(Exception):
 ChatEvent = ContextEvent | TokenEvent | ResetEvent | FinalEvent
 
 
-@dataclass(frozen=True)
-class AskOptions:
-    """Per-question retrieval choices from the sidebar (None: the service's setting)."""
-
-    top_k: int | None = None
-    fusion: FusionKind | None = None
-    rerank: bool = True
-    provider: str | None = None  # None: the configured fallback chain
-
-
 class CairnClient(Protocol):
     description: str  # where answers come from, in words, for the sidebar
 
@@ -75,14 +63,7 @@ class CairnClient(Protocol):
 
     def search(self, request: SearchRequest, user: str | None = None) -> SearchResponse: ...
 
-    def ask_stream(
-        self,
-        question: str,
-        history: Sequence[ChatTurn],
-        filters: SearchFilters,
-        options: AskOptions,
-        user: str | None = None,
-    ) -> Iterator[ChatEvent]:
+    def ask_stream(self, request: AnswerRequest, user: str | None = None) -> Iterator[ChatEvent]:
         """A ContextEvent (with the whole retrieval), TokenEvents (a ResetEvent when a provider
         fails mid-answer), then the FinalEvent; `ClientError` when retrieval fails."""
 
@@ -116,16 +97,13 @@ class InProcessClient:
     @classmethod
     def from_settings(cls, settings: Settings) -> "InProcessClient":
         """Loads the models and opens the index once (the page caches the client per process)."""
-        from answers.service import AnswerService
-        from retrieval.service import SearchService
+        from runtime import build_runtime
 
         try:
-            identities = Identities.from_settings(settings)
-            answers = AnswerService(None, settings)  # an unknown provider fails before models load
-            answers.search = SearchService.from_settings(settings)
+            runtime = build_runtime(settings)  # an unknown provider fails before models load
         except (IdentitiesFileError, ValueError, StoreError) as exc:
             raise ClientError(str(exc)) from None
-        return cls(answers.search, answers, identities)
+        return cls(runtime.search, runtime.answers, runtime.identities)
 
     @property
     def description(self) -> str:
@@ -161,25 +139,8 @@ class InProcessClient:
         with _plain_store_errors():
             return self.search_service.search(request, self._identity(user))
 
-    def ask_stream(
-        self,
-        question: str,
-        history: Sequence[ChatTurn],
-        filters: SearchFilters,
-        options: AskOptions,
-        user: str | None = None,
-    ) -> Iterator[ChatEvent]:
-        identity = self._identity(user)
-        events = self.answers.stream(
-            question,
-            identity,
-            history=history,
-            provider=options.provider,
-            filters=filters,
-            top_k=options.top_k,
-            fusion=options.fusion,
-            rerank=options.rerank,
-        )
+    def ask_stream(self, request: AnswerRequest, user: str | None = None) -> Iterator[ChatEvent]:
+        events = self.answers.stream(request, self._identity(user))
         with _plain_store_errors():
             yield from events
 
@@ -187,22 +148,6 @@ class InProcessClient:
 # --- over HTTP ----------------------------------------------------------------------------------
 
 _ANSWER_EVENT: TypeAdapter = TypeAdapter(AnswerEvent)
-
-
-def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    """(event name, data) pairs of a text/event-stream, one per blank-line-terminated event."""
-    name, data = "message", []
-    for line in lines:
-        if not line:
-            if data:
-                yield name, "\n".join(data)
-            name, data = "message", []
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
-    if data:
-        yield name, "\n".join(data)
 
 
 class HttpClient:
@@ -272,35 +217,23 @@ class HttpClient:
         self._raise_for_status(response)
         return SearchResponse.model_validate_json(response.text)
 
-    def ask_stream(
-        self,
-        question: str,
-        history: Sequence[ChatTurn],
-        filters: SearchFilters,
-        options: AskOptions,
-        user: str | None = None,
-    ) -> Iterator[ChatEvent]:
-        body = AnswerRequest(
-            question=question,
-            history=list(history)[-MAX_HISTORY_TURNS:],
-            provider=options.provider,
-            stream=True,
-            top_k=options.top_k,
-            fusion=options.fusion,
-            rerank=options.rerank,
-            filters=filters,
-        )
+    def ask_stream(self, request: AnswerRequest, user: str | None = None) -> Iterator[ChatEvent]:
+        body = request.model_copy(update={"stream": True, "history": request.history[-MAX_HISTORY_TURNS:]})
         with self._plain_http_errors():
             payload = body.model_dump(mode="json", exclude_none=True)
-            with self._http.stream("POST", "/answer", json=payload, timeout=self._answer_timeout) as response:
+            with connect_sse(
+                self._http, "POST", "/answer", json=payload, timeout=self._answer_timeout
+            ) as source:
+                response = source.response
                 if response.status_code >= 400:
                     response.read()
                     self._raise_for_status(response)
-                for name, data in server_sent_events(response.iter_lines()):
-                    if name == "error":
-                        raise ClientError(f"The Cairn service could not answer: {json.loads(data).get('detail', data)}")
+                for sse in source.iter_sse():
+                    if sse.event == "error":
+                        detail = json.loads(sse.data).get("detail", sse.data)
+                        raise ClientError(f"The Cairn service could not answer: {detail}")
                     try:
-                        event = _ANSWER_EVENT.validate_json(data)
+                        event = _ANSWER_EVENT.validate_json(sse.data)
                     except ValidationError:
                         continue  # an event this client does not know yet
                     yield event

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from retrieval.runtime import configure_runtime
+from retrieval.process_env import configure_process_env
 
-configure_runtime()  # before torch, transformers or unstructured are imported
+configure_process_env()  # before torch, transformers or unstructured are imported
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cairn: search and cited answers over your documents.")
 
 
 def _register() -> None:
-    from cairn.commands import ask, evals, ingest, reranker, search, ui
+    from cairn.commands import ask, evals, index, ingest, reranker, search, ui
 
-    for part in (ingest, search, ask, evals, ui, reranker):
+    for part in (ingest, index, search, ask, evals, ui, reranker):
         part.register(app)
 
 

@@ -158,13 +158,13 @@ def index_holders(data_dir: Path) -> list[int]:
 
 
 def check_index(settings) -> Check:
-    from retrieval.store import IndexLockedError, StoreError, open_store
     from retrieval.index_schema import files_collection
+    from retrieval.store import IndexLockedError, StoreError, open_store
 
     backend = "server" if settings.uses_server else "embedded"
     where = settings.qdrant_url if settings.uses_server else str(settings.data_dir)
     try:
-        store = open_store(settings)
+        store = open_store(settings.storage)
         try:
             if not store.collection_exists(settings.collection):
                 return _failed(
@@ -259,10 +259,10 @@ def as_json(checks: list[Check]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m cairn.doctor --setup`: the end of `make setup` (no typer or rich needed)."""
-    from retrieval.runtime import configure_runtime
+    from retrieval.process_env import configure_process_env
     from retrieval.settings import get_settings
 
-    configure_runtime()
+    configure_process_env()
     argv = sys.argv[1:] if argv is None else argv
     checks = run_checks(get_settings(), setup_only="--setup" in argv)
     failed = [c for c in checks if c.status == "failed"]

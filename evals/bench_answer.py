@@ -21,16 +21,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from retrieval.runtime import configure_runtime
+from retrieval.process_env import configure_process_env
 
-configure_runtime()
+configure_process_env()
 
-from retrieval.access import Identities  # noqa: E402
-from answers.schemas import FinalEvent, TokenEvent  # noqa: E402
 from answers.providers.local import local_model_path  # noqa: E402
+from answers.schemas import AnswerRequest, FinalEvent, TokenEvent  # noqa: E402
 from answers.service import AnswerService  # noqa: E402
-from retrieval.service import SearchService  # noqa: E402
 from retrieval.settings import get_settings  # noqa: E402
+from runtime import build_runtime  # noqa: E402
 
 # Where the sample corpus's question table lives (it moved once; the first that exists wins).
 _QUESTIONS = (Path("data/sample/questions.md"), Path("data/sample_build/questions.md"))
@@ -78,7 +77,7 @@ def _time_one(answers: AnswerService, identity, item: SampleQuestion) -> AnswerT
     first: float | None = None
     tokens = 0
     response = None
-    for event in answers.stream(item.question, identity):
+    for event in answers.stream(AnswerRequest(question=item.question), identity):
         if isinstance(event, TokenEvent):
             tokens += 1
             if first is None:
@@ -140,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = base.model_copy(
         update={"llm_providers": ["local"], "llm_timeout_s": max(base.llm_timeout_s, 1800.0)}
     )
-    answers = AnswerService(SearchService.from_settings(settings), settings)
+    runtime = build_runtime(settings)
+    answers = runtime.answers
     local = answers.provider("local")
     problem = local.unavailable_reason()
     if problem:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     loading = time.perf_counter()
     local.prepare()
     load_s = time.perf_counter() - loading
-    identity = Identities.from_settings(settings).resolve(None)
+    identity = runtime.identities.resolve(None)
 
     load_before = os.getloadavg()
     rows = []
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     answers.search.close()
 
     report = {
-        "model": str(local_model_path(settings)),
+        "model": str(local_model_path(settings.answers)),
         "threads": settings.llm_threads,
         "max_tokens": settings.llm_max_tokens,
         "model_load_s": round(load_s, 2),

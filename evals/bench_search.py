@@ -29,9 +29,9 @@ import numpy as np
 
 from retrieval.access import Identity
 from retrieval.encoders import SparseVec, build_encoders
-from retrieval.search_schemas import SearchRequest
-from retrieval.rerank import CrossEncoderReranker, NoReranker, Reranker, build_reranker
 from retrieval.index_schema import DENSE_VECTOR, SPARSE_VECTOR, ChunkPoint
+from retrieval.rerank import CrossEncoderReranker, NoReranker, Reranker, build_reranker
+from retrieval.search_schemas import SearchRequest
 from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL, Settings
 from retrieval.store.edge import EdgeStore
@@ -152,7 +152,7 @@ def measure(service: SearchService, queries: Sequence[str], rerank: bool, top_k:
 
 def timing_reranker(settings: Settings) -> tuple[Reranker, str]:
     """The configured reranker when it is usable, else the untrained speed-equivalent stand-in."""
-    configured = build_reranker(settings)
+    configured = build_reranker(settings.rerank)
     if configured.available:
         return configured, configured.name
     stand_in = CrossEncoderReranker(
@@ -189,7 +189,7 @@ def bench_search(
     top_k: int = 10,
     log: Callable[[str], None] = lambda message: None,
 ) -> SearchBench:
-    dense, sparse = build_encoders(settings)
+    dense, sparse = build_encoders(settings.models)
     source = read_source(settings)
     log(f"read {len(source):,} chunks from {settings.data_dir} / {settings.collection}")
     queries = load_queries(queries_file, source, query_count)

@@ -36,8 +36,8 @@ from evals.significance import Comparison, compare_to_reference
 from ingest.pipeline import fingerprint_of
 from retrieval.access import Identity
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.search_schemas import ContextRequest, SearchRequest
 from retrieval.rerank import Reranker, build_reranker
+from retrieval.search_schemas import ContextRequest, SearchRequest
 from retrieval.service import SearchService
 from retrieval.settings import Settings
 
@@ -136,16 +136,9 @@ class EvalRunner:
         return self._sparse[settings.bm25_avg_len]
 
     def reranker(self, settings: Settings) -> Reranker:
-        key = (
-            settings.reranker,
-            settings.reranker_model,
-            settings.rerank_max_length,
-            settings.rerank_batch_size,
-            bool(settings.cohere_api_key),
-            settings.cohere_rerank_model,
-        )
+        key = settings.rerank  # every setting the reranker is built from
         if key not in self._rerankers:
-            self._rerankers[key] = build_reranker(settings)
+            self._rerankers[key] = build_reranker(key)
         return self._rerankers[key]
 
     # --- the run -----------------------------------------------------------------------

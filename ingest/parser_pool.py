@@ -33,9 +33,9 @@ class ParseOutcome:
 
 
 def _worker_main(conn: Connection) -> None:
-    from retrieval.runtime import configure_runtime
+    from retrieval.process_env import configure_process_env
 
-    configure_runtime()
+    configure_process_env()
     import unstructured.partition.auto  # noqa: F401  (import cost paid before the first job)
 
     from ingest.parsing import parse_file

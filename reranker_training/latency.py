@@ -131,9 +131,9 @@ def candidate_sets(pairs_file: Path, candidates: int, queries: int) -> list[tupl
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from retrieval.runtime import configure_runtime
+    from retrieval.process_env import configure_process_env
 
-    configure_runtime()
+    configure_process_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a trained cross-encoder folder")
     parser.add_argument("pairs", type=Path, help="a mined pairs.jsonl (real passage texts)")

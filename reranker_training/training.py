@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-from retrieval.model_sources import resolve_model
 from reranker_training.mining import MinedPair
+from retrieval.model_sources import resolve_model
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL
 
 CHECKPOINTS = "checkpoints"

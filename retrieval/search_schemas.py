@@ -30,16 +30,30 @@ class SearchFilters(BaseModel):
         return self
 
 
-class SearchRequest(BaseModel):
+class RetrievalOptions(BaseModel):
+    """How to retrieve, the same for every interface: the search, context and answer requests
+    are this model plus their own fields, and `cairn search`, `cairn ask`, the HTTP API and the
+    UI all fill it (None: the service's setting)."""
+
     model_config = {"extra": "forbid"}
 
-    query: str = Field(min_length=1, max_length=2000)
     top_k: int | None = Field(default=None, ge=1, le=1000)
-    fusion: FusionKind | None = None
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    fusion: FusionKind | None = None
     rerank: bool = True
     prefetch_limit: int | None = Field(default=None, ge=1, le=1000)
     filters: SearchFilters = Field(default_factory=SearchFilters)
+    token_budget: int | None = Field(
+        default=None, ge=1, le=100_000, description="context tokens for an answer (default: the setting)"
+    )
+
+    def retrieval_options(self) -> "RetrievalOptions":
+        """Only the options, whatever request carries them."""
+        return RetrievalOptions.model_validate(self.model_dump(include=set(RetrievalOptions.model_fields)))
+
+
+class SearchRequest(RetrievalOptions):
+    query: str = Field(min_length=1, max_length=2000)
 
 
 class StageScore(BaseModel):
@@ -107,8 +121,8 @@ class ContextResponse(SearchResponse):
     tokens_used: int
 
 
-class ContextRequest(SearchRequest):
-    token_budget: int | None = Field(default=None, ge=1, le=100_000, description="default: the setting")
+# /context takes what /search takes; `token_budget` is one of the options.
+ContextRequest = SearchRequest
 
 
 class DocumentInfo(BaseModel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +21,11 @@ from retrieval.context import (
 )
 from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
 from retrieval.filters import access_filter, build_filter
+from retrieval.index_schema import Filter, files_collection
+from retrieval.index_stats import IndexStats, index_stats
+from retrieval.rerank import Reranker, build_reranker, rerank_hits
+from retrieval.search import HybridSearcher
 from retrieval.search_schemas import (
-    ContextRequest,
     ContextResponse,
     DocumentInfo,
     HealthResponse,
@@ -32,9 +34,6 @@ from retrieval.search_schemas import (
     SearchRequest,
     SearchResponse,
 )
-from retrieval.rerank import Reranker, build_reranker, rerank_hits
-from retrieval.index_schema import Filter, files_collection
-from retrieval.search import HybridSearcher
 from retrieval.settings import Settings, get_settings
 from retrieval.store import IndexStore, StoreError, check_dense_size, open_store
 
@@ -78,14 +77,14 @@ class SearchService:
     def from_settings(cls, settings: Settings | None = None) -> "SearchService":
         """Opens the index and loads the encoders and reranker once."""
         settings = settings or get_settings()
-        store = open_store(settings)
+        store = open_store(settings.storage)
         try:
-            dense, sparse = build_encoders(settings)
+            dense, sparse = build_encoders(settings.models)
             check_dense_size(store, settings.collection, dense.model_name, dense.dimension)
         except BaseException:
             store.close()  # the lock on an embedded index goes with it
             raise
-        return cls(settings, store, dense, sparse, build_reranker(settings))
+        return cls(settings, store, dense, sparse, build_reranker(settings.rerank))
 
     @property
     def backend(self) -> str:
@@ -119,11 +118,11 @@ class SearchService:
         return SearchResponse(query=request.query, hits=ranked.hits, rerank=ranked.rerank, timings_ms=timings)
 
     def context(
-        self, request: ContextRequest | SearchRequest, identity: Identity, token_counter: TokenCounter | None = None
+        self, request: SearchRequest, identity: Identity, token_counter: TokenCounter | None = None
     ) -> ContextResponse:
         """Search, then assemble the numbered blocks an answer cites; ``token_counter`` is the answer model's."""
         start = time.perf_counter()
-        limits = ContextLimits.from_settings(self.settings, getattr(request, "token_budget", None))
+        limits = ContextLimits.from_settings(self.settings, request.token_budget)
         with self._lock:
             ranked = self._ranked(request, identity)
             assemble_start = time.perf_counter()
@@ -191,22 +190,10 @@ class SearchService:
             )
         return HealthResponse(status="ok", index_reachable=True, documents=documents, chunks=chunks, **base)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> IndexStats:
         """Whole-index numbers for the operator (CLI, evals); never served to an API caller."""
         with self._lock:
-            chunks = self.store.count(self.settings.collection)
-            files = (
-                list(self.store.scroll(self._files(), fields=("file_type",)))
-                if self.store.collection_exists(self._files())
-                else []
-            )
-        return {
-            "backend": self.backend,
-            "collection": self.settings.collection,
-            "chunks": chunks,
-            "documents": len(files),
-            "file_types": dict(Counter(f.payload.get("file_type", "") for f in files)),
-        }
+            return index_stats(self.store, self.settings.collection)
 
     def close(self) -> None:
         with self._lock:

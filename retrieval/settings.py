@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FusionKind = Literal["rrf", "dbsf"]
@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     anonymous_groups: list[str] = ["public"]
     api_url: str | None = None  # the UI talks HTTP to this service when set
     api_key: SecretStr | None = None  # the key the UI sends to api_url (the CLI's --api-key reads it too)
+    # The chat page's switch to act as any user of the identities file without their key: for
+    # development only, since anyone who reaches the page could read everyone's documents.
+    ui_dev_user_switch: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -154,6 +157,39 @@ class Settings(BaseSettings):
     def uses_server(self) -> bool:
         return bool(self.qdrant_url)
 
+    # The groups each component takes (see GROUP_FIELDS below).
+    @property
+    def storage(self) -> StorageSettings:
+        return settings_group(self, StorageSettings)
+
+    @property
+    def models(self) -> ModelSettings:
+        return settings_group(self, ModelSettings)
+
+    @property
+    def ingestion(self) -> IngestionSettings:
+        return settings_group(self, IngestionSettings)
+
+    @property
+    def search(self) -> SearchSettings:
+        return settings_group(self, SearchSettings)
+
+    @property
+    def rerank(self) -> RerankSettings:
+        return settings_group(self, RerankSettings)
+
+    @property
+    def context(self) -> ContextSettings:
+        return settings_group(self, ContextSettings)
+
+    @property
+    def answers(self) -> AnswerSettings:
+        return settings_group(self, AnswerSettings)
+
+    @property
+    def service(self) -> ServiceSettings:
+        return settings_group(self, ServiceSettings)
+
     def ingest_fingerprint(self) -> dict[str, object]:
         """What, when changed, makes every indexed chunk stale and forces a re-embed."""
         return {
@@ -169,6 +205,76 @@ class Settings(BaseSettings):
 CHUNKER_VERSION = 2
 
 
+# --- settings by concern ----------------------------------------------------------------------
+# Each component is given only its own group: a frozen (hashable) view with the same field names
+# (and so the same environment variables), which also keys any cache of what it builds. A field
+# a component needs from another concern is listed in its group too (the reranker applies the
+# search's length prior). A test checks that every setting belongs to a group.
+GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    "storage": (
+        "data_dir", "collection", "qdrant_url", "qdrant_api_key", "qdrant_shards", "qdrant_replication_factor",
+        "qdrant_on_disk",
+    ),
+    "models": ("embedding_model", "embedding_model_dir", "embed_batch_size", "bm25_avg_len"),
+    "ingestion": (
+        "chunk_tokens", "chunk_overlap", "max_file_mb", "parse_timeout_s", "acl_file_name", "parse_workers",
+        "ingest_write_batch",
+    ),
+    "search": (
+        "collection", "prefetch_limit", "top_k", "fusion", "rrf_k", "rrf_dense_weight", "rrf_sparse_weight",
+        "doc_length_prior", "length_pool_factor",
+    ),
+    "rerank": (
+        "reranker", "reranker_embedding_model", "reranker_model", "rerank_depth", "rerank_max_length",
+        "rerank_batch_size", "cohere_api_key", "cohere_rerank_model", "cohere_base_url", "rerank_timeout_s",
+        "doc_length_prior", "embedding_model_dir",
+    ),
+    "context": (
+        "context_min_score", "context_token_budget", "context_max_blocks", "context_neighbours",
+        "context_max_blocks_per_doc", "context_duplicate_threshold",
+    ),
+    "answers": (
+        "llm_providers", "llm_timeout_s", "llm_max_tokens", "llm_model_dir", "llm_local_model", "llm_context_window",
+        "llm_threads", "llm_temperature", "llm_rewrite_followups", "llm_attribute_uncited", "cohere_api_key",
+        "cohere_chat_model", "cohere_base_url", "openai_base_url", "openai_api_key", "openai_model",
+    ),
+    "service": ("identities_file", "anonymous_groups", "api_url", "api_key", "ui_dev_user_switch", "host", "port"),
+}
+
+
+def _frozen(annotation: Any) -> Any:
+    """Lists become tuples so a group can be hashed."""
+    if get_origin(annotation) is list:
+        return tuple[get_args(annotation)[0], ...]
+    return annotation
+
+
+def _group_model(name: str, fields: tuple[str, ...]) -> type[BaseModel]:
+    return create_model(
+        f"{name.title()}Settings",
+        __config__=ConfigDict(frozen=True),
+        **{f: (_frozen(Settings.model_fields[f].annotation), ...) for f in fields},
+    )
+
+
+StorageSettings = _group_model("storage", GROUP_FIELDS["storage"])
+ModelSettings = _group_model("models", GROUP_FIELDS["models"])
+IngestionSettings = _group_model("ingestion", GROUP_FIELDS["ingestion"])
+SearchSettings = _group_model("search", GROUP_FIELDS["search"])
+RerankSettings = _group_model("rerank", GROUP_FIELDS["rerank"])
+ContextSettings = _group_model("context", GROUP_FIELDS["context"])
+AnswerSettings = _group_model("answers", GROUP_FIELDS["answers"])
+ServiceSettings = _group_model("service", GROUP_FIELDS["service"])
+
+G = TypeVar("G", bound=BaseModel)
+
+
+def settings_group(settings: Settings, group: type[G]) -> G:
+    """The view of ``settings`` one component takes."""
+    return group.model_validate({name: getattr(settings, name) for name in group.model_fields})
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The process's settings, read once; only interfaces and the composition root call it."""
     return Settings()

@@ -17,8 +17,8 @@ from fixtures_retrieval import (
 from pydantic import ValidationError
 
 from retrieval.access import AuthError, Identities, IdentitiesFileError
-from retrieval.search_schemas import ContextRequest, SearchFilters, SearchRequest
 from retrieval.index_schema import Filter, MatchAny
+from retrieval.search_schemas import ContextRequest, SearchFilters, SearchRequest
 
 ANA_KEY = "ana-key-0123456789abcdef"
 BOB_KEY = "bob-key-0123456789abcdef"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from fixtures_answer import LEAVE_BLOCKS, answer_settings
 
-from answers.schemas import FinalEvent, ResetEvent, TokenEvent
 from answers.providers.extractive import LABEL
+from answers.schemas import FinalEvent, ResetEvent, TokenEvent
 from answers.service import AnswerService, final_response
 
 QUESTION = "How many days of annual leave do employees get?"

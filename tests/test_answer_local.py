@@ -9,8 +9,8 @@ import pytest
 from fixtures_answer import INJECTION, LEAVE_BLOCKS, answer_settings, block
 from fixtures_retrieval import PUBLIC
 
-from answers.schemas import ChatTurn, ContextEvent, TokenEvent
 from answers.providers.local import LlamaCppLLM, LocalProvider
+from answers.schemas import AnswerRequest, ChatTurn, ContextEvent, TokenEvent
 from answers.service import AnswerService, final_response
 from retrieval.search_schemas import SearchRequest
 
@@ -57,7 +57,7 @@ def test_context_budget_is_counted_in_the_answer_models_tokens(smollm2_settings,
     text = "Größe naïve café: übermäßig long-winded résumé"
     assert counter.count(text) != answer_search.token_counter.count(text)  # not the dense model's tokenizer
 
-    events = service.stream(QUESTION, PUBLIC, rerank=False)
+    events = service.stream(AnswerRequest(question=QUESTION, rerank=False), PUBLIC)
     first = next(events)
     events.close()  # the budget is settled before generation starts
     assert isinstance(first, ContextEvent) and first.context

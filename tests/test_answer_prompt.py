@@ -5,7 +5,6 @@ from __future__ import annotations
 from fixtures_answer import INJECTION, LEAVE_BLOCKS, block
 from llama_index.core.llms import MessageRole
 
-from answers.schemas import ChatTurn
 from answers.prompt import (
     INSTRUCTION,
     SYSTEM_PROMPT,
@@ -14,6 +13,7 @@ from answers.prompt import (
 )
 from answers.providers import GenerationInput
 from answers.providers.extractive import LABEL, NOTHING_FOUND, ExtractiveProvider
+from answers.schemas import ChatTurn
 
 
 def _user_message(messages):

@@ -10,11 +10,10 @@ from fastapi.testclient import TestClient
 from fixtures_answer import answer_settings
 from fixtures_retrieval import HR, PUBLIC, RESTRICTED_PATH, RESTRICTED_PHRASE
 
-from retrieval.access import Identities, IdentitiesConfig, UserEntry
-from cairn.api.answer_routes import router
-from answers.schemas import AnswerResponse, ChatTurn, ContextEvent, FinalEvent
+from answers.schemas import AnswerRequest, AnswerResponse, ChatTurn, ContextEvent, FinalEvent
 from answers.service import AnswerService
 from cairn.api.app import create_app
+from retrieval.access import Identities, IdentitiesConfig, UserEntry
 
 HR_KEY = "hr-key-0123456789abcdef"
 
@@ -25,7 +24,7 @@ def answers(answer_search):
 
 
 def test_answer_cites_the_document_that_holds_it(answers):
-    response = answers.answer("How many days of paid annual leave does an employee get?", PUBLIC)
+    response = answers.answer(AnswerRequest(question="How many days of paid annual leave does an employee get?"), PUBLIC)
     assert response.provider == "extractive" and response.extractive
     assert response.context, "retrieval found nothing"
     assert response.citations
@@ -41,10 +40,10 @@ def test_answer_cites_the_document_that_holds_it(answers):
 
 def test_restricted_documents_never_reach_the_prompt_of_an_outsider(answers):
     question = f"What is the {RESTRICTED_PHRASE}?"
-    outsider = answers.answer(question, PUBLIC)
+    outsider = answers.answer(AnswerRequest(question=question), PUBLIC)
     assert all(b.path != RESTRICTED_PATH for b in outsider.context)
     assert RESTRICTED_PHRASE not in outsider.answer
-    insider = answers.answer(question, HR)
+    insider = answers.answer(AnswerRequest(question=question), HR)
     assert any(c.path == RESTRICTED_PATH for c in insider.citations)
 
 
@@ -53,7 +52,7 @@ def test_follow_up_is_rewritten_with_the_previous_question_terms(answers):
         ChatTurn(role="user", content="How many unused vacation days can be carried over?"),
         ChatTurn(role="assistant", content="Up to five days [1]."),
     ]
-    events = list(answers.stream("When do they expire?", PUBLIC, history=history))
+    events = list(answers.stream(AnswerRequest(question="When do they expire?", history=history), PUBLIC))
     assert isinstance(events[0], ContextEvent)
     response = events[-1].response
     assert response.question == "When do they expire?"  # the answer keeps the original wording
@@ -75,7 +74,7 @@ def client(answer_search, answers):
             users=[UserEntry(user="hana", api_key=HR_KEY, groups=["public", "hr"])],
         )
     )
-    app = create_app(answer_search, identities, [router])
+    app = create_app(answer_search, identities)
     app.state.answers = answers  # the extractive chain: no model load in API tests
     return TestClient(app)
 
@@ -139,6 +138,6 @@ def test_post_answer_rejects_unknown_providers_and_bad_bodies(client):
 
 
 def test_final_event_is_last_in_the_python_stream(answers):
-    events = list(answers.stream("What is the meal allowance?", PUBLIC))
+    events = list(answers.stream(AnswerRequest(question="What is the meal allowance?"), PUBLIC))
     assert isinstance(events[-1], FinalEvent)
     assert sum(isinstance(e, FinalEvent) for e in events) == 1

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
 from fixtures_retrieval import RESTRICTED_PATH, RESTRICTED_PHRASE
 
+from cairn.api.app import create_app
+from cairn.api.dependencies import current_identity
 from retrieval.access import Identities, IdentitiesConfig, Identity, UserEntry
-from cairn.api.app import create_app, current_identity
 from retrieval.rerank import NoReranker
 from retrieval.service import SearchService
 

@@ -15,10 +15,10 @@ from retrieval.context import (
     join_chunks,
 )
 from retrieval.filters import access_filter
-from retrieval.search_schemas import ContextRequest, SearchRequest, StageScores
-from retrieval.rerank import with_rerank_scores
 from retrieval.index_schema import Filter, MatchAny
+from retrieval.rerank import with_rerank_scores
 from retrieval.search import hit_from_point
+from retrieval.search_schemas import ContextRequest, SearchRequest, StageScores
 
 QUERIES = [
     "how many vacation days can I carry over",

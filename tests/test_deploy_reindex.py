@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from ingest.pipeline import IngestPipeline
 from ingest.reindex import AliasReindexer, ReindexError, alias_target, drop_collection, switch_alias
-from retrieval.search_schemas import SearchRequest
-from retrieval.rerank import NoReranker
 from retrieval.index_schema import files_collection
+from retrieval.rerank import NoReranker
+from retrieval.search_schemas import SearchRequest
 from retrieval.service import SearchService
 from retrieval.store.base import IndexLockedError
 

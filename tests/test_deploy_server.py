@@ -23,7 +23,7 @@ def _server_settings(url: str, **overrides) -> Settings:
 
 def test_collections_carry_shards_replicas_and_on_disk_from_settings(fake_qdrant):
     settings = _server_settings(fake_qdrant.url, qdrant_shards=3, qdrant_replication_factor=2, qdrant_on_disk=True)
-    store = open_store(settings)
+    store = open_store(settings.storage)
     try:
         store.create_chunk_collection("kb-v1", 384)
         store.create_record_collection("kb-v1__files")
@@ -42,7 +42,7 @@ def test_collections_carry_shards_replicas_and_on_disk_from_settings(fake_qdrant
 
 
 def test_single_node_defaults(fake_qdrant):
-    store = open_store(_server_settings(fake_qdrant.url))
+    store = open_store(_server_settings(fake_qdrant.url).storage)
     store.create_chunk_collection("kb-v1", 384)
     store.close()
     chunks = fake_qdrant.collections["kb-v1"]
@@ -51,7 +51,7 @@ def test_single_node_defaults(fake_qdrant):
 
 
 def test_payload_indexes_are_created(fake_qdrant):
-    store = open_store(_server_settings(fake_qdrant.url))
+    store = open_store(_server_settings(fake_qdrant.url).storage)
     store.create_chunk_collection("kb-v1", 384)
     store.create_record_collection("kb-v1__files")
     store.close()
@@ -64,7 +64,7 @@ def test_payload_indexes_are_created(fake_qdrant):
 def test_alias_switch_is_one_atomic_request(fake_qdrant):
     from ingest.reindex import switch_alias
 
-    store = open_store(_server_settings(fake_qdrant.url))
+    store = open_store(_server_settings(fake_qdrant.url).storage)
     for name in ("kb-v1", "kb-v2"):
         store.create_chunk_collection(name, 384)
         store.create_record_collection(name + "__files")
@@ -89,7 +89,7 @@ def _cli(args: list[str], env: dict[str, str]):
 
 def test_snapshot_create_and_list_on_the_server(fake_qdrant, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no stray .env
-    store = open_store(_server_settings(fake_qdrant.url))
+    store = open_store(_server_settings(fake_qdrant.url).storage)
     store.create_chunk_collection("kb-v1", 384)
     store.create_record_collection("kb-v1__files")
     store.set_alias("kb", "kb-v1")

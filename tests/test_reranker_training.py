@@ -287,7 +287,7 @@ def test_saved_model_loads_offline_through_the_reranker_and_ranks_held_back_pass
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert (result.out / "model.safetensors").stat().st_size < 60_000_000  # fp16 (fp32 MiniLM-L6 is ~90 MB)
 
-    reranker = build_reranker(settings.model_copy(update={"reranker": "auto", "reranker_model": str(result.out)}))
+    reranker = build_reranker(settings.model_copy(update={"reranker": "auto", "reranker_model": str(result.out)}).rerank)
     assert isinstance(reranker, CrossEncoderReranker) and reranker.available, reranker.unavailable_reason
     assert str(reranker._model.model.dtype) == "torch.float32"  # fp16 on disk, fp32 on the CPU
 

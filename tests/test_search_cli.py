@@ -160,7 +160,7 @@ def test_a_bad_queries_line_names_the_file_and_line(tmp_path, line, expected):
 def test_no_index_says_to_ingest(tmp_path):
     settings = retrieval_settings(tmp_path / "empty")
     run = cairn(settings, "search", "vacation")
-    assert run.returncode == 1 and "cairn ingest" in run.stderr
+    assert run.returncode == 3 and "cairn ingest" in run.stderr  # one exit-code table: 3 = index unavailable
 
 
 def _free_port() -> int:

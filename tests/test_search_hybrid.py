@@ -9,9 +9,9 @@ import pytest
 from fixtures_retrieval import HR, PUBLIC, RESTRICTED_PATH
 
 from retrieval.filters import build_filter, normalise_path_prefix
-from retrieval.search_schemas import SearchFilters, SearchRequest
 from retrieval.index_schema import DENSE_VECTOR, SPARSE_VECTOR
 from retrieval.search import fusion_spec
+from retrieval.search_schemas import SearchFilters, SearchRequest
 
 QUERY = "how many vacation days can I carry over to next year"
 

@@ -14,7 +14,6 @@ from fixtures_retrieval import PUBLIC, retrieval_settings
 from ingest.chunking import Chunker
 from ingest.parsing import parse_file
 from retrieval.model_sources import resolve_model
-from retrieval.search_schemas import SearchRequest
 from retrieval.rerank import (
     CohereReranker,
     CrossEncoderReranker,
@@ -24,6 +23,7 @@ from retrieval.rerank import (
     encoded_passage,
     rerank_hits,
 )
+from retrieval.search_schemas import SearchRequest
 from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL
 
@@ -69,23 +69,23 @@ def test_a_missing_model_folder_is_reported(tmp_path):
 
 
 def test_build_reranker_auto(tmp_path):
-    embedding = build_reranker(retrieval_settings(tmp_path, reranker="auto"))
+    embedding = build_reranker(retrieval_settings(tmp_path, reranker="auto").rerank)
     assert isinstance(embedding, EmbeddingReranker) and embedding.name == f"embedding:{MPNET}"
     assert embedding.length_prior == retrieval_settings(tmp_path).doc_length_prior
-    none = build_reranker(retrieval_settings(tmp_path, reranker="auto", reranker_embedding_model=""))
+    none = build_reranker(retrieval_settings(tmp_path, reranker="auto", reranker_embedding_model="").rerank)
     assert isinstance(none, NoReranker) and "COHERE_API_KEY" in none.unavailable_reason
-    cohere = build_reranker(retrieval_settings(tmp_path, reranker="auto", cohere_api_key="k" * 20))
+    cohere = build_reranker(retrieval_settings(tmp_path, reranker="auto", cohere_api_key="k" * 20).rerank)
     assert isinstance(cohere, CohereReranker) and cohere.available  # a Cohere key beats the local model
     local = build_reranker(
-        retrieval_settings(tmp_path, reranker="auto", reranker_model=str(tmp_path / "m"), cohere_api_key="k")
+        retrieval_settings(tmp_path, reranker="auto", reranker_model=str(tmp_path / "m"), cohere_api_key="k").rerank
     )
     assert isinstance(local, CrossEncoderReranker)  # a configured local model comes first
-    assert isinstance(build_reranker(retrieval_settings(tmp_path, reranker="none", cohere_api_key="k")), NoReranker)
+    assert isinstance(build_reranker(retrieval_settings(tmp_path, reranker="none", cohere_api_key="k").rerank), NoReranker)
 
 
 def test_search_without_a_reranker_keeps_fused_order_and_says_why(service):
     settings = retrieval_settings(service.settings.data_dir, reranker="auto", reranker_embedding_model=None)
-    response = _service(service, build_reranker(settings)).search(SearchRequest(query=QUERY, top_k=5), PUBLIC)
+    response = _service(service, build_reranker(settings.rerank)).search(SearchRequest(query=QUERY, top_k=5), PUBLIC)
     assert not response.rerank.applied and "CAIRN_RERANKER_MODEL" in response.rerank.note
     assert [h.scores.fused.rank for h in response.hits] == [1, 2, 3, 4, 5]
     assert all(h.scores.rerank is None for h in response.hits)

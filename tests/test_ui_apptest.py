@@ -170,7 +170,8 @@ def test_acting_user_is_picked_among_configured_identities(page, corpus_index, t
         "  - {user: hana, api_key: hana-key-0123456789, groups: [public, hr]}\n",
         encoding="utf-8",
     )
-    at = page(corpus_index, CAIRN_IDENTITIES_FILE=str(identities)).run()
+    # The switch by name is a development setting (without it the page asks for a key).
+    at = page(corpus_index, CAIRN_IDENTITIES_FILE=str(identities), CAIRN_UI_DEV_USER_SWITCH="true").run()
     picker = at.selectbox(key="user")
     assert picker.options == ["anonymous", "hana"] and picker.value == "anonymous"
     assert at.sidebar.metric[0].value == "7"
@@ -202,9 +203,8 @@ def api_url(pristine_corpus_index, tmp_path, encoders):
 
     import uvicorn
 
-    from retrieval.access import Identities
-    from cairn.api.answer_routes import router as answer_router
     from cairn.api.app import create_app
+    from retrieval.access import Identities
     from retrieval.rerank import NoReranker
     from retrieval.service import SearchService
     from retrieval.settings import Settings
@@ -215,7 +215,7 @@ def api_url(pristine_corpus_index, tmp_path, encoders):
     service = SearchService(settings, EdgeStore(data_dir), *encoders, NoReranker())
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(service, Identities.anonymous_only(), [answer_router]), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(service, Identities.anonymous_only()), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -7,12 +7,12 @@ from answers.providers.cohere import CohereProvider
 from answers.providers.extractive import ExtractiveProvider
 from answers.providers.local import LocalProvider
 from answers.providers.openai_like import OpenAICompatibleProvider
-from retrieval.settings import Settings
+from retrieval.settings import AnswerSettings
 
 PROVIDER_NAMES = ("local", "cohere", "openai", "extractive")
 
 
-def build_provider(name: str, settings: Settings) -> AnswerProvider:
+def build_provider(name: str, settings: AnswerSettings) -> AnswerProvider:
     """The provider called ``name``; an unknown name lists the known ones."""
     if name == "local":
         return LocalProvider(settings)

@@ -8,13 +8,13 @@ from typing import Any
 from llama_index.core.llms import LLM
 
 from answers.providers.base import LLMProvider
-from retrieval.settings import Settings
+from retrieval.settings import AnswerSettings
 
 
 class CohereProvider(LLMProvider):
     name = "cohere"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AnswerSettings) -> None:
         super().__init__()
         self.settings = settings
 

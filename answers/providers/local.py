@@ -31,7 +31,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 
 from answers.providers.base import LLMProvider
 from retrieval.context import FunctionCounter, TokenCounter
-from retrieval.settings import Settings
+from retrieval.settings import AnswerSettings
 
 
 @dataclass
@@ -167,7 +167,7 @@ class LlamaCppLLM(CustomLLM):
         return CompletionResponse(text=last.text, raw=last.raw)
 
 
-def local_model_path(settings: Settings) -> Path:
+def local_model_path(settings: AnswerSettings) -> Path:
     # An absolute llm_local_model wins over llm_model_dir (Path joining does that).
     return settings.llm_model_dir / settings.llm_local_model
 
@@ -175,7 +175,7 @@ def local_model_path(settings: Settings) -> Path:
 class LocalProvider(LLMProvider):
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AnswerSettings) -> None:
         super().__init__()
         self.settings = settings
         self.model_path = local_model_path(settings)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from llama_index.core.llms import LLM
 
 from answers.providers.base import LLMProvider
-from retrieval.settings import Settings
+from retrieval.settings import AnswerSettings
 
 
 class OpenAICompatibleProvider(LLMProvider):
     name = "openai"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AnswerSettings) -> None:
         super().__init__()
         self.settings = settings
 

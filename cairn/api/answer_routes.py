@@ -10,37 +10,24 @@ Access rules are those of /search: the same identity dependency, the same per-gr
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Request, status
+from sse_starlette import EventSourceResponse
 
-from retrieval.access import Identity
 from answers.schemas import AnswerEvent, AnswerRequest, AnswerResponse
-from answers.service import AnswerService, final_response
-from cairn.api.app import current_identity
+from answers.service import final_response
+from cairn.api.dependencies import AnswersDep, IdentityDep
 
 router = APIRouter(tags=["answers"])
-_building = threading.Lock()
 
 
-def current_answers(request: Request) -> AnswerService:
-    """One AnswerService per app, over the app's SearchService (models load once)."""
-    state = request.app.state
-    with _building:
-        if getattr(state, "answers", None) is None:
-            state.answers = AnswerService(state.service, state.service.settings)
-    return state.answers
-
-
-def _sse(events: Iterator[AnswerEvent]) -> Iterator[str]:
+def _sse(events: Iterator[AnswerEvent]) -> Iterator[dict[str, str]]:
     try:
         for event in events:
-            yield f"event: {event.type}\ndata: {event.model_dump_json()}\n\n"
+            yield {"event": event.type, "data": event.model_dump_json()}
     except Exception as exc:  # headers are sent: the error can only travel as an event
-        yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
+        yield {"event": "error", "data": json.dumps({"detail": str(exc)})}
 
 
 @router.post(
@@ -51,28 +38,15 @@ def _sse(events: Iterator[AnswerEvent]) -> Iterator[str]:
 def answer(
     body: AnswerRequest,
     request: Request,
-    answers: Annotated[AnswerService, Depends(current_answers)],
-    identity: Annotated[Identity, Depends(current_identity)],
+    answers: AnswersDep,
+    identity: IdentityDep,
 ):
     """A cited answer from the caller's documents: [n] marks resolve to `citations`."""
     try:
         answers.chain(body.provider)  # an unknown provider is the caller's error, before any work
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    events = answers.stream(
-        body.question,
-        identity,
-        history=body.history,
-        provider=body.provider,
-        filters=body.filters,
-        top_k=body.top_k,
-        fusion=body.fusion,
-        rerank=body.rerank,
-    )
+    events = answers.stream(body, identity)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-        return StreamingResponse(
-            _sse(events),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return EventSourceResponse(_sse(events), headers={"X-Accel-Buffering": "no"}, sep="\n")
     return final_response(events)

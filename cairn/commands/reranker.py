@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cairn.commands.store import EXIT_INDEX_UNAVAILABLE, EXIT_USAGE, opened_store
+from cairn.commands.opening import opened_store
+from cairn.exit_codes import ExitCode
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -64,7 +65,7 @@ def train_reranker(
 
     if from_index == resume:
         err.print("[red]error:[/red] give --from-index (mine pairs from the index and train) or --resume (continue the run in --out)")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(ExitCode.USAGE)
     settings = Settings(**({"collection": collection} if collection else {}))
     out = out or Path("data/models") / f"reranker-{settings.collection}"
 
@@ -74,13 +75,13 @@ def train_reranker(
             mined = load_mined(out)
         except FileNotFoundError as exc:
             err.print(f"[red]error:[/red] {exc}; start with --from-index")
-            raise typer.Exit(EXIT_USAGE)
+            raise typer.Exit(ExitCode.USAGE)
     else:
         try:
             excluded = frozenset().union(*(read_excluded_queries(p) for p in exclude_queries))
         except (OSError, ValueError) as exc:
             err.print(f"[red]error:[/red] --exclude-queries: {exc}")
-            raise typer.Exit(EXIT_USAGE)
+            raise typer.Exit(ExitCode.USAGE)
         mining_config = MiningConfig(max_pairs=pairs, seed=seed, groups=tuple(groups) or None, exclude_queries=excluded)
         mined = _mine(settings, out, mining_config, command)
         report = mined.report
@@ -122,7 +123,7 @@ def train_reranker(
             result = trainer.train(resume=resume and trainer.latest_checkpoint() is not None)
     except TrainingError as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(ExitCode.USAGE)
 
     commands = [mined.command] if mined.command and mined.command != command else []
     card = ModelCard(
@@ -159,16 +160,16 @@ def _resumed_config(out: Path, config):
 
 
 def _mine(settings, out: Path, config, command: str):
-    from retrieval.encoders import build_encoders
     from reranker_training.mining import MinedData, PairMiner, save_mined
+    from retrieval.encoders import build_encoders
     from retrieval.search import HybridSearcher
 
     with opened_store(settings, err) as store:
         if not store.collection_exists(settings.collection):
             err.print(f"[red]error:[/red] collection '{settings.collection}' does not exist in {settings.data_dir}; "
                       "index documents with `cairn ingest FOLDER` first, or pick one with --collection")
-            raise typer.Exit(EXIT_INDEX_UNAVAILABLE)
-        dense, sparse = build_encoders(settings)
+            raise typer.Exit(ExitCode.INDEX_UNAVAILABLE)
+        dense, sparse = build_encoders(settings.models)
         miner = PairMiner(store, settings.collection, HybridSearcher(store, dense, sparse, settings), config)
         with _progress() as progress:
             task = progress.add_task("mining pairs", total=None, note="")

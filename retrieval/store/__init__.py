@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.settings import Settings
+from retrieval.settings import StorageSettings
 from retrieval.store.base import (
     CollectionMissingError,
     IncompatibleIndexError,
@@ -12,9 +12,9 @@ from retrieval.store.base import (
 )
 
 
-def open_store(settings: Settings) -> IndexStore:
+def open_store(settings: StorageSettings) -> IndexStore:
     """The server backend when QDRANT_URL is set, else the embedded engine under data_dir."""
-    if settings.uses_server:
+    if settings.qdrant_url:
         from retrieval.store.server import ServerStore
 
         api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None

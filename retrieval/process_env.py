@@ -21,7 +21,7 @@ _OFFLINE_DEFAULTS = {
 }
 
 
-def configure_runtime() -> None:
+def configure_process_env() -> None:
     """Set the offline defaults without overriding what the user exported."""
     for key, value in _OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)

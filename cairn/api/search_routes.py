@@ -1,0 +1,44 @@
+"""`/search`, `/context`, `/health` and `/documents`: thin routes over the SearchService."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from cairn.api.dependencies import IdentityDep, ServiceDep
+from retrieval.search_schemas import (
+    ContextRequest,
+    ContextResponse,
+    DocumentsResponse,
+    HealthResponse,
+    SearchRequest,
+    SearchResponse,
+)
+
+router = APIRouter()
+
+
+@router.post("/search", response_model=SearchResponse, tags=["search"])
+def search(body: SearchRequest, svc: ServiceDep, identity: IdentityDep) -> SearchResponse:
+    """Hybrid search (dense + BM25 fused inside Qdrant), reranked when a reranker is available."""
+    return svc.search(body, identity)
+
+
+@router.post("/context", response_model=ContextResponse, tags=["search"])
+def context(body: ContextRequest, svc: ServiceDep, identity: IdentityDep) -> ContextResponse:
+    """Search, then the numbered context blocks an answer would cite, within a token budget."""
+    return svc.context(body, identity)
+
+
+@router.get("/health", response_model=HealthResponse, tags=["service"])
+def health(svc: ServiceDep, identity: IdentityDep, response: Response) -> HealthResponse:
+    """Index reachable, models loaded, and the documents and chunks the caller may see (503 when degraded)."""
+    report = svc.health(identity)
+    if report.status != "ok":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return report
+
+
+@router.get("/documents", response_model=DocumentsResponse, tags=["service"])
+def documents(svc: ServiceDep, identity: IdentityDep) -> DocumentsResponse:
+    """The indexed documents the caller may see."""
+    return DocumentsResponse(documents=svc.documents(identity))
