@@ -1,10 +1,17 @@
-"""Find the files under an ingested root: recursive, hidden entries skipped, symlinks followed
-without loops, every file that cannot be read reported instead of silently dropped."""
+"""Find the files under an ingested root: recursive, hidden entries skipped, every file that
+cannot be read reported instead of silently dropped.
+
+Symlinks are never followed. Each file is indexed once, under its real path, so its access groups
+come from where it really lies (a link named ``a-mirror -> hr`` cannot re-label ``hr/``). A link
+whose target is inside the root is an alias of a file the walk reaches anyway and is passed over; a
+link out of the root, to a hidden or skipped path, or that is broken is refused with its reason.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import stat as stat_mode
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 SUPPORTED_TYPES = {
@@ -36,6 +43,7 @@ class FoundFile:
 class Rejected:
     rel_path: str
     reason: str
+    folder: bool = False  # all that was indexed under it is affected
 
 
 def discover(root: Path, skip_names: frozenset[str] = frozenset()) -> tuple[list[FoundFile], list[Rejected]]:
@@ -43,33 +51,63 @@ def discover(root: Path, skip_names: frozenset[str] = frozenset()) -> tuple[list
     root = root.resolve()
     found: list[FoundFile] = []
     rejected: list[Rejected] = []
-    seen_dirs: set[tuple[int, int]] = set()
 
     def on_error(error: OSError) -> None:
         rel = _relative(Path(error.filename or root), root)
-        rejected.append(Rejected(rel, f"cannot read the folder: {error.strerror}; check its permissions"))
+        rejected.append(Rejected(rel, f"cannot read the folder: {error.strerror}; check its permissions", folder=True))
 
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=on_error):
+    # followlinks=False: a folder link is checked below, never walked (no loops, no second name)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=on_error):
         here = Path(dirpath)
-        stat = here.stat()
-        if (stat.st_dev, stat.st_ino) in seen_dirs:  # a symlink back to a folder already walked
-            dirnames[:] = []
-            continue
-        seen_dirs.add((stat.st_dev, stat.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        walk_into = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            if (here / name).is_symlink():
+                refusal = _check_link(here / name, root, skip_names)
+                if refusal is not None:
+                    rejected.append(replace(refusal, folder=True))
+            else:
+                walk_into.append(name)
+        dirnames[:] = walk_into
         for name in sorted(filenames):
             if name.startswith(".") or name in skip_names:
                 continue
             path = here / name
-            rel = _relative(path, root)
-            item = _inspect(path, rel)
+            if path.is_symlink():
+                refusal = _check_link(path, root, skip_names)
+                if refusal is not None:
+                    rejected.append(refusal)
+                continue
+            item = _inspect(path, _relative(path, root))
             (found if isinstance(item, FoundFile) else rejected).append(item)
     return found, rejected
 
 
+def _check_link(link: Path, root: Path, skip_names: frozenset[str]) -> Rejected | None:
+    """None for a link to a path the walk indexes under its own name; else why it is refused."""
+    rel = _relative(link, root)
+    try:
+        target = link.resolve(strict=True)
+    except FileNotFoundError:
+        return Rejected(rel, f"broken symlink to {os.readlink(link)}: fix or remove the link")
+    except (OSError, RuntimeError):  # a loop of links
+        return Rejected(rel, f"symlink loop through {os.readlink(link)}: fix or remove the link")
+    if not target.is_relative_to(root):
+        return Rejected(
+            rel,
+            f"symlink to {target}, outside the ingested folder {root}: refused so a link cannot pull "
+            "files from elsewhere into the index; copy the file in, or ingest its folder on its own",
+        )
+    hidden = [part for part in target.relative_to(root).parts if part.startswith(".") or part in skip_names]
+    if hidden:
+        return Rejected(
+            rel,
+            f"symlink to the hidden or skipped path '{target.relative_to(root).as_posix()}': refused, "
+            "hidden files are never indexed; remove the link or move the file out of the hidden folder",
+        )
+    return None
+
+
 def _inspect(path: Path, rel: str) -> FoundFile | Rejected:
-    if path.is_symlink() and not path.exists():
-        return Rejected(rel, f"broken symlink to {os.readlink(path)}: fix or remove the link")
     file_type = SUPPORTED_TYPES.get(path.suffix.lower())
     if file_type is None:
         supported = ", ".join(sorted({s.lstrip(".") for s in SUPPORTED_TYPES}))
@@ -78,6 +116,8 @@ def _inspect(path: Path, rel: str) -> FoundFile | Rejected:
         stat = path.stat()
     except OSError as exc:
         return Rejected(rel, f"cannot read the file: {exc.strerror}")
+    if not stat_mode.S_ISREG(stat.st_mode):  # reading a pipe or a device would hang or never end
+        return Rejected(rel, "not a regular file (a pipe, socket or device): remove it from the folder")
     if not os.access(path, os.R_OK):
         return Rejected(rel, "permission denied: the file is not readable by this user; check its permissions")
     return FoundFile(path=path, rel_path=rel, file_type=file_type, size=stat.st_size, mtime=stat.st_mtime)

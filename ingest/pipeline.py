@@ -1,12 +1,15 @@
 """Incremental, crash-safe ingestion of one folder (a "source") into the index.
 
 Re-ingestion policy, per file, decided from the file records of the source:
-- same content hash and same ingest fingerprint: skipped without parsing (its access groups
-  are re-labelled in place when cairn-acl.yaml changed);
+- access groups first: an indexed file whose groups under cairn-acl.yaml changed is re-labelled
+  in place before anything else, whether its content changed or not;
+- same content hash and same ingest fingerprint: skipped without parsing;
 - new or changed: parsed, chunked, encoded; its new chunks are written, then its stale chunks
   deleted, and only then its file record (the marker of success) is written;
 - gone from the folder: its chunks and record are removed (unless ``delete_missing=False``);
-- failed: reported with a plain reason; whatever was indexed for it before stays.
+- failed (refused, empty, too large, unreadable, unparsable, timed out): reported with a plain
+  reason, and whatever was indexed for it before is withdrawn from search, since it may carry
+  content or groups the folder no longer vouches for.
 
 Chunk ids are deterministic, so a run killed at any moment and run again converges on
 exactly the index a clean run produces.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -112,7 +116,8 @@ class _Pending:
 
 def file_hash(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    # O_NOFOLLOW: a file swapped for a link since discovery is refused, not read through the link
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -169,38 +174,42 @@ class IngestPipeline:
         progress = progress or _Silent()
         self._ensure_collections()
 
-        rules = AccessRules.load(root / self.settings.acl_file_name)
+        rules = AccessRules.for_root(root, self.settings.acl_file_name)
         found, rejected = discover(root, skip_names=frozenset({self.settings.acl_file_name}))
         files = FileCounts()
         chunks = ChunkCounts()
-        failures = [Failure(path=r.rel_path, error=r.reason) for r in rejected]
-
+        failures: list[Failure] = []
         known = {r.path: r for r in self._records(source)}
+
+        def fail(rel_path: str, error: str, folder: bool = False) -> None:
+            chunks.deleted += self._withdraw(rel_path, error, folder, known, failures)
+
+        for refused in rejected:
+            fail(refused.rel_path, refused.reason, refused.folder)
+
         to_parse: list[tuple[FoundFile, str]] = []
         max_bytes = self.settings.max_file_mb * 1024 * 1024
         for item in found:
             if item.size == 0:
-                failures.append(Failure(path=item.rel_path, error="empty file"))
+                fail(item.rel_path, "empty file")
                 continue
             if item.size > max_bytes:
-                failures.append(
-                    Failure(
-                        path=item.rel_path,
-                        error=f"file is {item.size / 1e6:.1f} MB, over the {self.settings.max_file_mb:g} MB limit (CAIRN_MAX_FILE_MB)",
-                    )
-                )
+                limit = f"{self.settings.max_file_mb:g} MB limit (CAIRN_MAX_FILE_MB)"
+                fail(item.rel_path, f"file is {item.size / 1e6:.1f} MB, over the {limit}")
                 continue
             try:
                 digest = file_hash(item.path)
             except OSError as exc:
-                failures.append(Failure(path=item.rel_path, error=f"cannot read the file: {exc.strerror}; check its permissions"))
+                fail(item.rel_path, f"cannot read the file: {exc.strerror}; check its permissions")
                 continue
             record = known.get(item.rel_path)
-            if record and record.content_hash == digest and record.fingerprint == self.fingerprint:
-                groups = rules.groups_for(item.rel_path)
-                if sorted(record.groups) != groups:
-                    self._relabel(record, groups)
+            unchanged = bool(record and record.content_hash == digest and record.fingerprint == self.fingerprint)
+            groups = rules.groups_for(item.rel_path)
+            if record and sorted(record.groups) != groups:
+                known[item.rel_path] = self._relabel(record, groups)
+                if unchanged:  # a changed file is counted as updated
                     files.relabelled += 1
+            if unchanged:
                 files.unchanged += 1
             else:
                 to_parse.append((item, digest))
@@ -212,13 +221,13 @@ class IngestPipeline:
         for outcome in self.parser_pool.parse(jobs):
             item, digest = by_path[outcome.job.key]
             if outcome.error is not None:
-                failures.append(Failure(path=item.rel_path, error=outcome.error))
+                fail(item.rel_path, outcome.error)
                 progress.file_done(item.rel_path, 0, failed=True)
                 continue
             document = outcome.document
             doc_chunks = self.chunker.chunk(document)
             if not doc_chunks:
-                failures.append(Failure(path=item.rel_path, error="no text could be extracted"))
+                fail(item.rel_path, "no text could be extracted")
                 progress.file_done(item.rel_path, 0, failed=True)
                 continue
             pending = _Pending(
@@ -338,11 +347,27 @@ class IngestPipeline:
         self.store.flush()
         return len(stale)
 
-    def _relabel(self, record: FileRecord, groups: list[str]) -> None:
+    def _relabel(self, record: FileRecord, groups: list[str]) -> FileRecord:
         """New access groups without re-embedding: chunks first, then the record."""
         self.store.set_payload(self.collection, {"groups": groups}, Filter(must=(MatchAny("doc_id", (record.doc_id,)),)))
         self.store.flush()
-        self.store.upsert_records(self.records, [(record.doc_id, record.model_copy(update={"groups": groups}).model_dump())])
+        relabelled = record.model_copy(update={"groups": groups})
+        self.store.upsert_records(self.records, [(record.doc_id, relabelled.model_dump())])
+        return relabelled
+
+    def _withdraw(
+        self, rel_path: str, error: str, folder: bool, known: dict[str, FileRecord], failures: list[Failure]
+    ) -> int:
+        """Report a failed file (or folder) and take what was indexed for it (or in it) out of search."""
+        if folder:
+            stale = [path for path in known if path.startswith(rel_path.rstrip("/") + "/")]
+        else:
+            stale = [rel_path] if rel_path in known else []
+        removed = sum(self._remove(known.pop(path)) for path in stale)
+        if stale:
+            error += f"; its earlier version ({removed} chunks) was removed from search until it is indexed again"
+        failures.append(Failure(path=rel_path, error=error))
+        return removed
 
     def _remove(self, record: FileRecord) -> int:
         doc = Filter(must=(MatchAny("doc_id", (record.doc_id,)),))
