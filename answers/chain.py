@@ -1,5 +1,5 @@
 """The fallback chain: providers answer in order; on an error, a silence longer than the timeout,
-or unusable output (empty, no words, or citing only blocks that share no word with its claims),
+or unusable output (empty, no words, or citing only blocks that do not support its claims),
 the next one answers. The extractive provider always ends the chain.
 
 Mid-stream failures: tokens are streamed as they come, so a provider can fail after some were
@@ -96,7 +96,7 @@ def output_problem(text: str, blocks: Sequence[ContextBlock]) -> str | None:
     unsupported = unsupported_citations(text, blocks)
     if cited and len(unsupported) == len(cited):
         marks = "".join(f"[{n}]" for n in unsupported)
-        return f"unsupported answer: the cited documents {marks} share no words with its claims"
+        return f"unsupported answer: the cited documents {marks} do not support its claims"
     return None
 
 

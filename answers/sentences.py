@@ -53,6 +53,30 @@ def content_words(text: str) -> set[str]:
     return set(key_terms(text))
 
 
+def match_form(word: str) -> str:
+    """The form a word is compared in to tell a paraphrase from its source: the plural folded
+    (Harman's S-stemmer: "policies" -> "policy", "status" stays), then -ied, -ing, -ed or -e
+    when four letters remain ("carried" -> "carry"; "replaced" and "replace" -> "replac"). Both
+    sides fold alike, so a clipped form still matches its relatives."""
+    if len(word) > 3 and word.endswith("ies") and not word.endswith(("eies", "aies")):
+        word = word[:-3] + "y"
+    elif len(word) > 3 and word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
+        word = word[:-1]
+    elif len(word) > 2 and word.endswith("s") and not word.endswith(("us", "ss")):
+        word = word[:-1]
+    if word.endswith("ied") and len(word) > 4:
+        return word[:-3] + "y"
+    for ending in ("ing", "ed", "e"):
+        if word.endswith(ending) and len(word) - len(ending) >= 4:
+            return word[: -len(ending)]
+    return word
+
+
+def matching_words(text: str) -> set[str]:
+    """Content words of ``text`` in their match form: what citation support compares."""
+    return {match_form(word) for word in key_terms(text)}
+
+
 def overlap(query_words: set[str], text: str) -> int:
     """How many of ``query_words`` occur in ``text``."""
     return len(query_words & content_words(text))

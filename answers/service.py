@@ -78,9 +78,27 @@ class AnswerService:
             self._providers[name] = build_provider(name, self.settings)
         return self._providers[name]
 
+    def _check_allowed(self, name: str) -> None:
+        """A caller may name only a provider of the configured chain: a key set for another
+        use (COHERE_API_KEY for reranking) must not open that model to every caller."""
+        allowed = list(dict.fromkeys([*self.settings.llm_providers, "extractive"]))  # extractive ends every chain
+        if name in allowed:
+            return
+        if name not in PROVIDER_NAMES:
+            raise ValueError(
+                f"unknown answer provider {name!r}; choose from {', '.join(PROVIDER_NAMES)}, of which the "
+                f"configured chain allows {', '.join(allowed)} (CAIRN_LLM_PROVIDERS sets the chain)"
+            )
+        raise ValueError(
+            f"answer provider {name!r} is not in the configured chain; choose from {', '.join(allowed)} "
+            "(CAIRN_LLM_PROVIDERS sets the chain)"
+        )
+
     def chain(self, provider: str | None = None) -> FallbackChain:
-        """The configured chain; a named provider answers first, backed by extractive only (a
-        caller who picks a model should not silently get another one)."""
+        """The configured chain; a named provider (one of that chain) answers first, backed by
+        extractive only (a caller who picks a model should not silently get another one)."""
+        if provider:
+            self._check_allowed(provider)
         names = [provider] if provider else list(self.settings.llm_providers)
         return FallbackChain([self.provider(n) for n in names], self.settings.llm_timeout_s)
 

@@ -47,7 +47,7 @@ def test_ask_json_prints_the_answer_response(cli_env, monkeypatch):
     }
     assert response["provider"] == "extractive"
     cited = response["citations"][0]
-    assert set(cited) == {"n", "path", "title", "page", "snippet", "chunk_ids", "attributed"}
+    assert set(cited) == {"n", "path", "title", "page", "snippet", "chunk_ids", "attributed", "supported"}
     assert cited["attributed"] is False  # the extractive answer writes its own marks
     assert cited["path"] == "handbook/expenses.md" and "60 euros" in cited["snippet"]
 
