@@ -15,10 +15,10 @@ WORKDIR /app
 COPY --chown=cairn:cairn . /app
 USER cairn
 
-# The Makefile's llama.cpp flags add AVX-512, which an image may meet a CPU without (SIGILL):
-# portable AVX2 by default. GGML_NATIVE stays off: the native build crashes where AMX is
-# advertised but does not work. Pass the Makefile's LLAMA_CMAKE_ARGS for AVX-512 hosts.
-ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+# llama.cpp's instruction sets come from the same detection as `make setup` (cairn/llama_build.py):
+# portable by default (AVX2/FMA/F16C, never AMX), since an image runs on CPUs other than the one
+# that built it; `--build-arg LLAMA_TARGET=native` builds for the build machine's CPU only.
+ARG LLAMA_TARGET=portable
 # torch==2.13.0 from PyTorch's CPU index (+cpu satisfies the pin): the default PyPI wheel pulls
 # several GB of CUDA libraries a CPU service never uses. Empty it to use your pip config only.
 ARG TORCH_INDEX_URL="https://download.pytorch.org/whl/cpu"
@@ -26,7 +26,7 @@ ARG TORCH_INDEX_URL="https://download.pytorch.org/whl/cpu"
 # pip's cache lives in a build cache, not in the image: a rebuild reuses the llama.cpp wheel.
 RUN --mount=type=cache,target=/home/cairn/.cache/pip,uid=10001,gid=10001 \
     if [ -n "$TORCH_INDEX_URL" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_URL"; fi \
-    && LLAMA_CMAKE_ARGS="$LLAMA_CMAKE_ARGS" make setup
+    && LLAMA_TARGET="$LLAMA_TARGET" make setup
 
 ENV PATH="/app/.venv/bin:${PATH}" \
     HF_HUB_OFFLINE=1 \

@@ -85,3 +85,24 @@ def test_doctor_cpu_check_fails_for_a_build_from_another_cpu(tmp_path: Path):
     assert check.status == "failed"
     assert "avx_vnni" in check.detail and check.remedy == "run `make rebuild-llm`"
     assert doctor.check_cpu(INTEL_AMX, record).status == "ok"
+
+
+def test_a_generation_that_dies_by_signal_is_named_with_its_remedy(tmp_path: Path):
+    """A child killed by SIGILL (what a build for another CPU does) is one plain line, not a crash."""
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    crashing = tmp_path / "python"
+    crashing.write_text("#!/bin/sh\nkill -ILL $$\n")
+    crashing.chmod(0o755)
+    check = doctor.check_generation(model, python=str(crashing))
+    assert check.status == "failed"
+    assert "SIGILL" in check.detail and "another CPU" in check.detail
+    assert check.remedy == "run `make rebuild-llm`"
+
+
+def test_the_makefile_and_the_image_use_the_detection_and_hard_code_no_flag():
+    repo = Path(__file__).resolve().parent.parent
+    makefile, dockerfile = (repo / "Makefile").read_text(), (repo / "Dockerfile").read_text()
+    assert "-DGGML_" not in makefile and "-DGGML_" not in dockerfile
+    assert "python3 -m cairn.llama_build record" in makefile
+    assert "ARG LLAMA_TARGET=portable" in dockerfile
