@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +71,9 @@ class SearchService:
         self.searcher = HybridSearcher(store, dense, sparse, settings)
         # The dense model's tokenizer until the answer layer passes its LLM's own counter.
         self.token_counter: TokenCounter = token_counter or TokenizerCounter(dense.tokenizer)
-        # One request at a time: the embedded engine and torch share 2 cores anyway.
-        self._lock = threading.RLock()
+        # Reads run concurrently where the store allows it (a server, the embedded engine); a
+        # store that does not (qdrant-client's local mode) is read one request at a time.
+        self._lock = nullcontext() if store.concurrent_reads else threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "SearchService":
@@ -150,19 +152,8 @@ class SearchService:
             if not self.store.collection_exists(self._files()):
                 return []
             records = list(self.store.scroll(self._files(), access_filter(identity.groups)))
-        documents = [
-            DocumentInfo(
-                doc_id=r.payload.get("doc_id", ""),
-                source=r.payload.get("source", ""),
-                path=r.payload.get("path", ""),
-                title=r.payload.get("title", ""),
-                file_type=r.payload.get("file_type", ""),
-                modified=r.payload.get("modified", ""),
-                chunk_count=int(r.payload.get("chunk_count", 0)),
-                indexed_at=r.payload.get("indexed_at", ""),
-            )
-            for r in records
-        ]
+        # Validated from the stored record: a field missing from the index fails loudly.
+        documents = [DocumentInfo.model_validate(r.payload) for r in records]
         return sorted(documents, key=lambda d: (d.source, d.path))
 
     def health(self, identity: Identity) -> HealthResponse:
@@ -196,5 +187,4 @@ class SearchService:
             return index_stats(self.store, self.settings.collection)
 
     def close(self) -> None:
-        with self._lock:
-            self.store.close()
+        self.store.close()

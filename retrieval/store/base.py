@@ -29,6 +29,8 @@ class IndexStore(Protocol):
     ``collection`` may be an alias; every method resolves it.
     """
 
+    concurrent_reads: bool  # True: searches from several threads may run at once
+
     def collection_exists(self, collection: str) -> bool: ...
 
     def create_chunk_collection(self, collection: str, dense_size: int) -> None:

@@ -91,6 +91,10 @@ class EdgeStore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
 
+    # Queries from several threads on one shard give the same results as one at a time (the
+    # engine locks internally; checked by tests/test_search_concurrency.py).
+    concurrent_reads = True
+
     # --- collections -----------------------------------------------------------------
     def _path(self, name: str) -> Path:
         return self.data_dir / name

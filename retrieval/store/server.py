@@ -95,6 +95,12 @@ class ServerStore:
             ) from exc
         return cls(client, **kwargs)
 
+    @property
+    def concurrent_reads(self) -> bool:
+        """A server answers concurrent requests; qdrant-client's local mode (tests, evals) is
+        plain Python over shared dicts, so its callers take turns."""
+        return type(self.client._client).__name__ != "QdrantLocal"
+
     # --- collections -----------------------------------------------------------------
     # Names are passed to the server as given: the server resolves aliases itself, so an
     # alias switch is seen by the next request.
