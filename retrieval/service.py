@@ -20,11 +20,11 @@ from retrieval.context import (
     TokenCounter,
     TokenizerCounter,
 )
-from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
+from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.filters import access_filter, build_filter
 from retrieval.index_schema import Filter, files_collection
 from retrieval.index_stats import IndexStats, index_stats
-from retrieval.rerank import Reranker, build_reranker, rerank_hits
+from retrieval.rerank import Reranker, rerank_hits
 from retrieval.search import HybridSearcher
 from retrieval.search_schemas import (
     ContextResponse,
@@ -35,8 +35,8 @@ from retrieval.search_schemas import (
     SearchRequest,
     SearchResponse,
 )
-from retrieval.settings import Settings, get_settings
-from retrieval.store import IndexStore, StoreError, check_dense_size, open_store
+from retrieval.settings import Settings
+from retrieval.store import IndexStore, StoreError
 
 _BACKENDS = {"EdgeStore": "embedded", "ServerStore": "server"}
 
@@ -74,19 +74,6 @@ class SearchService:
         # Reads run concurrently where the store allows it (a server, the embedded engine); a
         # store that does not (qdrant-client's local mode) is read one request at a time.
         self._lock = nullcontext() if store.concurrent_reads else threading.RLock()
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "SearchService":
-        """Opens the index and loads the encoders and reranker once."""
-        settings = settings or get_settings()
-        store = open_store(settings.storage)
-        try:
-            dense, sparse = build_encoders(settings.models)
-            check_dense_size(store, settings.collection, dense.model_name, dense.dimension)
-        except BaseException:
-            store.close()  # the lock on an embedded index goes with it
-            raise
-        return cls(settings, store, dense, sparse, build_reranker(settings.rerank))
 
     @property
     def backend(self) -> str:
