@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from retrieval.access import Identity
-from retrieval.encoders import SparseVec, build_encoders
-from retrieval.index_schema import DENSE_VECTOR, SPARSE_VECTOR, ChunkPoint
+from retrieval.encoders import build_encoders
+from retrieval.index_schema import ChunkPoint
 from retrieval.rerank import CrossEncoderReranker, NoReranker, Reranker, build_reranker
 from retrieval.search_schemas import SearchRequest
 from retrieval.service import SearchService
@@ -78,25 +78,11 @@ class _SourceChunk:
 
 def read_source(settings: Settings) -> list[_SourceChunk]:
     """Every chunk of the configured embedded index, with the vectors ingestion stored."""
-    import qdrant_edge as qe
-
     store = EdgeStore(settings.data_dir)
-    chunks: list[_SourceChunk] = []
     try:
-        # The IndexStore protocol returns no vectors; a benchmark may read the engine directly.
-        shard = store._shard(settings.collection)
-        offset = None
-        while True:
-            records, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
-            )
-            for r in records:
-                vectors = r.vector or {}
-                bm25 = vectors[SPARSE_VECTOR]
-                sparse = SparseVec(indices=list(bm25.indices), values=[float(v) for v in bm25.values])
-                chunks.append(_SourceChunk(str(r.id), np.asarray(vectors[DENSE_VECTOR]), sparse, r.payload or {}))
-            if offset is None:
-                break
+        chunks = [
+            _SourceChunk(c.id, np.asarray(c.dense), c.sparse, c.payload) for c in store.scroll_chunks(settings.collection)
+        ]
     finally:
         store.close()
     if not chunks:

@@ -37,3 +37,12 @@ def test_concurrent_searches_return_what_sequential_ones_do(service):
         results = list(pool.map(lambda job: ranking(service.search(SearchRequest(query=job[0], top_k=8), job[1])), jobs))
     for (q, who), got in zip(jobs, results):
         assert got == expected[(q, who.user)], (q, who.user)
+
+
+def test_chunks_come_back_with_the_vectors_ingestion_stored(indexed, encoders):
+    """The store's public `scroll_chunks` (benchmarks copy an index with it), on both backends."""
+    settings, store = indexed
+    chunks = list(store.scroll_chunks(settings.collection))
+    assert len(chunks) == store.count(settings.collection)
+    dense, _ = encoders
+    assert all(len(c.dense) == dense.dimension and c.sparse.indices and c.payload["text"] for c in chunks)

@@ -61,6 +61,9 @@ class IndexStore(Protocol):
     ) -> Iterator[ScoredPoint]:
         """Every matching point (score 0), payload limited to ``fields`` when given."""
 
+    def scroll_chunks(self, collection: str) -> Iterator[ChunkPoint]:
+        """Every chunk with its stored dense and sparse vectors."""
+
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[ScoredPoint]: ...
 
     def count(self, collection: str, filter: Filter | None = None) -> int: ...

@@ -10,6 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import qdrant_edge as qe
 
+from retrieval.encoders import SparseVec
 from retrieval.index_schema import (
     DENSE_VECTOR,
     DOC_CHUNKS_KEY,
@@ -218,6 +219,22 @@ class EdgeStore:
         self._shard(collection).optimize()
 
     # --- reads -----------------------------------------------------------------------
+    def scroll_chunks(self, collection: str) -> Iterator[ChunkPoint]:
+        """Every chunk with the vectors ingestion stored (benchmarks copy an index with it)."""
+        shard = self._shard(collection)
+        offset = None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, with_payload=True, with_vector=True)
+            )
+            for r in records:
+                vectors = r.vector or {}
+                bm25 = vectors[SPARSE_VECTOR]
+                sparse = SparseVec(indices=list(bm25.indices), values=[float(v) for v in bm25.values])
+                yield ChunkPoint(str(r.id), list(vectors[DENSE_VECTOR]), sparse, r.payload or {})
+            if offset is None:
+                return
+
     def scroll(self, collection: str, filter: Filter | None = None, fields: Sequence[str] | None = None) -> Iterator[ScoredPoint]:
         shard = self._shard(collection)
         with_payload: Any = qe.PayloadSelector.Include(list(fields)) if fields else True

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 
 from qdrant_client import QdrantClient, models
 
+from retrieval.encoders import SparseVec
 from retrieval.index_schema import (
     DENSE_VECTOR,
     DOC_CHUNKS_KEY,
@@ -202,6 +203,22 @@ class ServerStore:
         """The server builds its indexes in the background."""
 
     # --- reads -----------------------------------------------------------------------
+    def scroll_chunks(self, collection: str) -> Iterator[ChunkPoint]:
+        """Every chunk with the vectors ingestion stored (benchmarks copy an index with it)."""
+        name = self._require(collection)
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                name, limit=_SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=[DENSE_VECTOR, SPARSE_VECTOR]
+            )
+            for r in records:
+                vectors = r.vector or {}
+                bm25 = vectors[SPARSE_VECTOR]
+                sparse = SparseVec(indices=list(bm25.indices), values=[float(v) for v in bm25.values])
+                yield ChunkPoint(str(r.id), list(vectors[DENSE_VECTOR]), sparse, r.payload or {})
+            if offset is None:
+                return
+
     def scroll(self, collection: str, filter: Filter | None = None, fields: Sequence[str] | None = None) -> Iterator[ScoredPoint]:
         name = self._require(collection)
         offset = None
