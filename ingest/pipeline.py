@@ -34,6 +34,7 @@ from ingest.chunking import Chunk, Chunker
 from ingest.discovery import FoundFile, discover
 from ingest.parser_pool import ParseJob, ParserPool
 from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.hashing import sha256_of_stream
 from retrieval.index_schema import (
     ChunkPayload,
     ChunkPoint,
@@ -115,12 +116,9 @@ class _Pending:
 
 
 def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
     # O_NOFOLLOW: a file swapped for a link since discovery is refused, not read through the link
     with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_of_stream(handle)
 
 
 def fingerprint_of(settings: Settings) -> str:

