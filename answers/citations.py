@@ -145,6 +145,28 @@ def citation_support(answer: str, blocks: Sequence[ContextBlock]) -> dict[int, b
     return support
 
 
+def cited_sentence_support(answer: str, blocks: Sequence[ContextBlock]) -> list[bool]:
+    """For each claim of the answer that cites a block sent: whether every block it cites
+    supports it (the answer eval's "supported sentences")."""
+    checked = check_citations(answer, {block.n for block in blocks})
+    words = {block.n: matching_words(block.text) for block in blocks}
+    verdicts = []
+    for sentence, numbers in _claims(checked.text):
+        cited = sorted(n for n in numbers if n in words)
+        if not cited:
+            continue
+        claim = matching_words(sentence) - _SCAFFOLDING_MATCH
+        verdicts.append(
+            all(_supports(claim, words[n], set().union(*(words[m] for m in cited if m != n))) for n in cited)
+        )
+    return verdicts
+
+
+def is_about_missing_sources(sentence: str) -> bool:
+    """"The documents do not mention the warranty": a sentence about what the sources lack."""
+    return bool(_ABOUT_THE_SOURCES.search(sentence))
+
+
 def unsupported_citations(answer: str, blocks: Sequence[ContextBlock]) -> list[int]:
     """Valid citation numbers whose block does not support a sentence citing it: the model
     cited a block that does not say what it claims (a 1.5B model does this when the documents

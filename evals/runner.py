@@ -20,6 +20,7 @@ from typing import Any
 
 from rich.progress import Progress, TaskID
 
+from evals.answer_eval import AnswerRecord, AnswerSummary, answer_one, sample_questions, summarise
 from evals.baseline_llamaindex import LlamaIndexBaseline, baseline_folder, parsed_corpus
 from evals.configs import LLAMAINDEX, EvalConfig
 from evals.dataset import EvalSet, corpus_hash
@@ -120,7 +121,8 @@ class EvalRunner:
         self.progress = progress
         self._dense: dict[str, DenseEncoder] = {dense.model_name: dense} if dense else {}
         self._sparse: dict[float, SparseEncoder] = {}
-        self._rerankers: dict[tuple, Reranker] = {}
+        self._rerankers: dict[object, Reranker] = {}
+        self.answer_records: dict[str, list[AnswerRecord]] = {}  # config -> the answers of the last answer eval
 
     # --- shared models -----------------------------------------------------------------
     def dense(self, settings: Settings) -> DenseEncoder:
@@ -212,6 +214,37 @@ class EvalRunner:
             started_at=started.isoformat(timespec="seconds"),
             seconds=round(time.perf_counter() - clock, 1),
         )
+
+    # --- answers -----------------------------------------------------------------------
+    def answer(self, evalset: EvalSet, configs: list[EvalConfig], n: int, seed: int) -> list[AnswerSummary]:
+        """The answer eval (evals/answer_eval.py) for each Cairn configuration, on the same
+        ``n`` questions drawn with ``seed``, through the real answer service."""
+        from answers.schemas import AnswerRequest
+        from answers.service import AnswerService
+
+        samples = sample_questions(evalset, n, seed)
+        digest = corpus_hash(evalset.corpus_dir)
+        summaries = []
+        for config in (c for c in configs if c.kind == "cairn"):
+            index = self._open_index(evalset, digest, config.settings(self.settings))
+            try:
+                settings = config.settings(self.settings).model_copy(
+                    update={"data_dir": index.folder, "collection": EVAL_COLLECTION, "qdrant_url": None}
+                )
+                reranker = self.reranker(settings)
+                search = SearchService(settings, index.store, self.dense(settings), self.sparse(settings), reranker)
+                answers = AnswerService(search, settings.answers)
+                request = AnswerRequest(question="-", mode=config.mode, rerank=config.rerank)
+                task = self._task(f"answering {config.name}", len(samples))
+                records = []
+                for sample in samples:
+                    records.append(answer_one(answers, EVAL_IDENTITY, sample, request))
+                    self._advance(task)
+                summaries.append(summarise(config.name, seed, records))
+                self.answer_records[config.name] = records
+            finally:
+                index.close()
+        return summaries
 
     def _open_index(self, evalset: EvalSet, digest: str, settings: Settings) -> CachedIndex:
         bar = _IngestBar(self.progress, f"index {evalset.name}") if self.progress else None

@@ -53,9 +53,16 @@ def eval_command(
         None, "--reference", help="Row to test the others against (default: Cairn's default)."
     ),
     cache: Path = typer.Option(Path(".cache/evals"), "--cache", help="Where indexed eval corpora are kept."),
+    answers: int = typer.Option(
+        0, "--answers", min=0, help="Also generate cited answers for N questions (a fixed sample) and score them."
+    ),
+    answers_seed: int = typer.Option(13, "--answers-seed", help="Seed of the answer eval's sample of questions."),
+    answers_only: bool = typer.Option(
+        False, "--answers-only", help="Run only the answer eval (no retrieval rows), into answers.md."
+    ),
 ) -> None:
     """Measure retrieval on a labelled set: every configuration side by side, with significance,
-    written to report.md, results.json and charts."""
+    written to report.md, results.json and charts; with --answers N, also the answers."""
     from evals.configs import ConfigError, builtin_configs, parse_config, reference_name
     from evals.dataset import EvalSetError, load_eval_set
     from evals.index_cache import IndexCache
@@ -103,7 +110,12 @@ def eval_command(
         only=only,
         baseline=baseline,
         reference=reference,
-    )
+        answers=answers or None,
+        answers_seed=answers_seed if answers else None,
+    ) + (" --answers-only" if answers_only else "")
+    if answers_only:
+        _answer_eval(runner, evalset, [c for c in configs if c.kind == "cairn"], answers, answers_seed, out, command)
+        return
     try:
         with _progress() as progress:
             runner.progress = progress
@@ -132,6 +144,38 @@ def eval_command(
     out_console.print(
         f"report: {written.report}  results: {written.results}  charts: {', '.join(map(str, written.charts))}"
     )
+    if answers:
+        answer_configs = [c for c in configs if c.kind == "cairn" and (c.name == chosen or c.name in _extra(config))]
+        _answer_eval(runner, evalset, answer_configs, answers, answers_seed, written.report.parent, command)
+
+
+def _extra(specs: list[str]) -> set[str]:
+    return {spec.partition(":")[0] for spec in specs}
+
+
+def _answer_eval(runner, evalset, configs, n: int, seed: int, out: Optional[Path], command: str) -> None:
+    """The answers, scored; written to answers.md / answers.json beside the retrieval report."""
+    import json
+
+    from evals.answer_eval import markdown
+    from retrieval.store import StoreError
+
+    folder = out or Path("evals/reports") / evalset.name
+    try:
+        with _progress() as progress:
+            runner.progress = progress
+            summaries = runner.answer(evalset, configs, n, seed)
+    except StoreError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(ExitCode.INDEX_UNAVAILABLE)
+    text = markdown(summaries, n, seed) + f"\n\nReproduce: `{command}`\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "answers.md").write_text(text)
+    records = {name: [r.model_dump() for r in rs] for name, rs in runner.answer_records.items()}
+    (folder / "answers.json").write_text(
+        json.dumps({"summaries": [s.model_dump() for s in summaries], "answers": records}, indent=1)
+    )
+    Console(width=200).print(text)
 
 
 def _reproduce(name: str, args: list[str], **options) -> str:
@@ -186,7 +230,7 @@ def _register_other_benches() -> None:
     add their own subcommands when present, and save their sections with bench_report."""
     import importlib
 
-    for module_name in ("evals.bench_search", "evals.bench_answer"):
+    for module_name in ("evals.bench_search", "evals.bench_answer", "evals.bench_load"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
