@@ -8,6 +8,7 @@ The file (``CAIRN_IDENTITIES_FILE``) is YAML::
         api_key_sha256: 9f86d0...  # sha256 hex of the key (preferred), or
         # api_key: "the key itself"
         groups: [public, hr]
+        admin: true                # may add, sync and remove documents (default false)
 
 Without a file every caller is anonymous with ``CAIRN_ANONYMOUS_GROUPS`` (default
 ``["public"]``), so a document labelled with any other group stays hidden until keys exist.
@@ -38,6 +39,7 @@ ANONYMOUS_USER = "anonymous"
 class Identity:
     user: str
     groups: tuple[str, ...]
+    admin: bool = False  # may ingest and delete documents; reading is still by groups only
 
 
 class AuthError(Exception):
@@ -55,6 +57,7 @@ class UserEntry(BaseModel):
     api_key: SecretStr | None = None
     api_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     groups: list[str] = Field(default_factory=list)
+    admin: bool = False
 
     @model_validator(mode="after")
     def _one_key(self) -> "UserEntry":
@@ -84,6 +87,10 @@ class IdentitiesConfig(BaseModel):
         return self
 
 
+def _identity(entry: UserEntry) -> Identity:
+    return Identity(entry.user, tuple(entry.groups), admin=entry.admin)
+
+
 def _digest(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode("utf-8")).digest()
 
@@ -94,7 +101,7 @@ class Identities:
     def __init__(self, config: IdentitiesConfig, keys_configured: bool = True) -> None:
         self.config = config
         self.keys_configured = keys_configured
-        self._entries = [(u.key_digest(), Identity(u.user, tuple(u.groups))) for u in config.users]
+        self._entries = [(u.key_digest(), _identity(u)) for u in config.users]
 
     @classmethod
     def anonymous_only(cls, groups: Sequence[str] = ("public",)) -> "Identities":
@@ -138,7 +145,7 @@ class Identities:
 
     def by_user(self, user: str) -> Identity | None:
         """A configured user's identity by name (for a trusted in-process caller, not for API keys)."""
-        return next((Identity(u.user, tuple(u.groups)) for u in self.config.users if u.user == user), None)
+        return next((_identity(u) for u in self.config.users if u.user == user), None)
 
     def resolve(self, api_key: str | None) -> Identity:
         """The caller's identity; `AuthError` for an unknown key or a refused anonymous call."""

@@ -76,6 +76,12 @@ class SearchService:
         self._lock = nullcontext() if store.concurrent_reads else threading.RLock()
 
     @property
+    def read_lock(self):
+        """Held around every read when the store serves one request at a time (a no-op otherwise):
+        a writer in this process (the ingest jobs) takes it too."""
+        return self._lock
+
+    @property
     def backend(self) -> str:
         return _BACKENDS.get(type(self.store).__name__, type(self.store).__name__)
 
@@ -88,7 +94,15 @@ class SearchService:
         limit = max(top_k, settings.rerank_depth) if wants_rerank else top_k
         flt = build_filter(request.filters, identity.groups)
         outcome = self.searcher.search(
-            request.query, limit, flt, mode=request.mode, fusion=request.fusion, prefetch_limit=request.prefetch_limit
+            request.query,
+            limit,
+            flt,
+            mode=request.mode,
+            fusion=request.fusion,
+            prefetch_limit=request.prefetch_limit,
+            # BM25 statistics over what the caller may see, not over the request's narrowing: a
+            # chunk's score does not change with a file-type filter, and hides nothing either way.
+            idf_corpus=access_filter(identity.groups),
         )
         start = time.perf_counter()
         if request.rerank:

@@ -7,12 +7,15 @@ Each default says in a comment why it is what it is.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FusionKind = Literal["rrf", "dbsf"]
 RerankerKind = Literal["auto", "embedding", "local", "cohere", "none"]
@@ -57,6 +60,16 @@ class Settings(BaseSettings):
     acl_file_name: str = "cairn-acl.yaml"
     parse_workers: int = Field(default=1, ge=1)  # one core parses while the other embeds
     ingest_write_batch: int = Field(default=256, ge=1)  # chunks encoded and upserted together
+
+    # --- a live index: ingest jobs in the serving process --------------------------------
+    # Folders an administrator's `POST /ingest` may name (or a folder inside one); empty: uploads
+    # only, so no request can make the service read an arbitrary folder of its machine.
+    ingest_roots: Annotated[list[Path], NoDecode] = []
+    upload_dir: Path = Path("data/uploads")  # uploaded files, one folder per source (git-ignored)
+    watch_sources: Annotated[list[Path], NoDecode] = []  # folders `cairn serve` keeps in sync
+    # Quiet time after the last change before a watched folder is synced: an editor's save or a
+    # copy of many files is one burst of events, and one sync.
+    watch_debounce_s: float = Field(default=2.0, gt=0)
 
     # --- search --------------------------------------------------------------------------
     prefetch_limit: int = Field(default=50, ge=1, le=1000)  # candidates per retriever
@@ -141,6 +154,17 @@ class Settings(BaseSettings):
     ui_dev_user_switch: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    # The HTTP API refuses a bigger request body (413) before parsing it or checking its key.
+    # The largest valid request (an answer with 50 history turns of 20,000 characters) is ~1 MB
+    # of ASCII JSON and ~3 MB in 3-byte UTF-8: 4 MiB admits it.
+    api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Per caller (a key's user; a caller without a valid key by client address), a token bucket:
+    # bursts of `api_rate_burst` requests, refilled at `api_rate_per_s`. A person in the chat
+    # sends one every few seconds (a chat page a few), and anonymous people behind one UI server
+    # share its address, so this only stops loops and key guessing. 0 turns it off (do so for
+    # `cairn bench load`, which would otherwise measure the limiter).
+    api_rate_per_s: float = Field(default=20.0, ge=0)
+    api_rate_burst: int = Field(default=200, ge=1)
 
     @field_validator("chunk_overlap")
     @classmethod
@@ -152,6 +176,17 @@ class Settings(BaseSettings):
                 f"CAIRN_CHUNK_TOKENS={size}"
             )
         return overlap
+
+    @field_validator("ingest_roots", "watch_sources", mode="before")
+    @classmethod
+    def _folder_list(cls, value: Any) -> Any:
+        """A JSON list, or folders separated by commas or the OS path separator (`:`)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in re.split(rf"[,{re.escape(os.pathsep)}]", text) if part.strip()]
+        return value
 
     @property
     def uses_server(self) -> bool:
@@ -189,6 +224,10 @@ class Settings(BaseSettings):
     @property
     def service(self) -> ServiceSettings:
         return settings_group(self, ServiceSettings)
+
+    @property
+    def jobs(self) -> JobSettings:
+        return settings_group(self, JobSettings)
 
     def ingest_fingerprint(self) -> dict[str, object]:
         """What, when changed, makes every indexed chunk stale and forces a re-embed."""
@@ -238,7 +277,11 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
         "llm_threads", "llm_temperature", "llm_rewrite_followups", "llm_attribute_uncited", "cohere_api_key",
         "cohere_chat_model", "cohere_base_url", "openai_base_url", "openai_api_key", "openai_model",
     ),
-    "service": ("identities_file", "anonymous_groups", "api_url", "api_key", "ui_dev_user_switch", "host", "port"),
+    "service": (
+        "identities_file", "anonymous_groups", "api_url", "api_key", "ui_dev_user_switch", "host", "port",
+        "api_max_body_bytes", "api_rate_per_s", "api_rate_burst",
+    ),
+    "jobs": ("ingest_roots", "upload_dir", "watch_sources", "watch_debounce_s", "acl_file_name", "max_file_mb"),
 }
 
 
@@ -265,6 +308,7 @@ RerankSettings = _group_model("rerank", GROUP_FIELDS["rerank"])
 ContextSettings = _group_model("context", GROUP_FIELDS["context"])
 AnswerSettings = _group_model("answers", GROUP_FIELDS["answers"])
 ServiceSettings = _group_model("service", GROUP_FIELDS["service"])
+JobSettings = _group_model("jobs", GROUP_FIELDS["jobs"])
 
 G = TypeVar("G", bound=BaseModel)
 

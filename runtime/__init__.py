@@ -3,20 +3,25 @@ its own group. The CLI, the HTTP API, the chat page and the evals all start here
 
     runtime = build_runtime(get_settings())
     runtime.search.search(request, identity); runtime.answers.stream(request, identity)
+    runtime.ingest_jobs.submit(folder)  # the index's one writer, beside the searches
     runtime.close()
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import atexit
+from dataclasses import dataclass, field
+from typing import Literal
 
 from answers.service import AnswerService, check_provider_names
+from ingest.jobs import IngestJobs
 from retrieval.access import Identities
 from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
 from retrieval.rerank import Reranker, build_reranker
 from retrieval.service import SearchService
 from retrieval.settings import Settings
 from retrieval.store import IndexStore, check_dense_size, open_store
+from runtime.holder import announce_holder, withdraw_holder
 
 
 @dataclass
@@ -29,8 +34,23 @@ class Runtime:
     reranker: Reranker
     search: SearchService
     answers: AnswerService
+    ingest_jobs: IngestJobs
+    _announced: bool = field(default=False, repr=False)
+
+    def announce(self, kind: Literal["api", "ui"], url: str | None = None) -> None:
+        """Say next to an embedded index that this process holds it (and where it takes jobs),
+        until it closes or exits; a server index has no lock, so nothing to say."""
+        if self.settings.uses_server:
+            return
+        announce_holder(self.settings.data_dir, kind, self.settings.collection, url)
+        if not self._announced:
+            atexit.register(withdraw_holder, self.settings.data_dir)  # a page never closes its runtime
+        self._announced = True
 
     def close(self) -> None:
+        self.ingest_jobs.close()  # the running job stops between two files, before the store closes
+        if self._announced:
+            withdraw_holder(self.settings.data_dir)
         self.search.close()  # closes the store (an embedded index's lock goes with it)
 
 
@@ -47,6 +67,21 @@ def build_runtime(settings: Settings) -> Runtime:
     except BaseException:
         store.close()  # the lock on an embedded index goes with it
         raise
+    return assemble_runtime(settings, identities, store, dense, sparse, reranker)
+
+
+def assemble_runtime(
+    settings: Settings,
+    identities: Identities,
+    store: IndexStore,
+    dense: DenseEncoder,
+    sparse: SparseEncoder,
+    reranker: Reranker,
+) -> Runtime:
+    """The services over an opened store and loaded models (build_runtime's second half; tests
+    pass their own store and encoders)."""
     search = SearchService(settings, store, dense, sparse, reranker)
     answers = AnswerService(search, settings.answers)
-    return Runtime(settings, identities, store, dense, sparse, reranker, search, answers)
+    # searches and the jobs share one lock where the store takes one request at a time
+    ingest_jobs = IngestJobs(settings, store, dense, sparse, store_lock=search.read_lock)
+    return Runtime(settings, identities, store, dense, sparse, reranker, search, answers, ingest_jobs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -91,6 +92,7 @@ class EdgeStore:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
+        self._opening = threading.RLock()  # a search and an ingest job must not both open a shard
 
     # Queries from several threads on one shard give the same results as one at a time (the
     # engine locks internally; checked by tests/test_search_concurrency.py).
@@ -113,13 +115,16 @@ class EdgeStore:
         shard = self._shards.get(name)
         if shard is not None:
             return shard
-        if not self.collection_exists(name):
-            raise CollectionMissingError(
-                f"collection '{collection}' does not exist in {self.data_dir}: "
-                "run `cairn ingest FOLDER` first"
-            )
-        self._shards[name] = shard = self._open(lambda: qe.EdgeShard.load(str(self._path(name))))
-        return shard
+        with self._opening:
+            if name in self._shards:
+                return self._shards[name]
+            if not self.collection_exists(name):
+                raise CollectionMissingError(
+                    f"collection '{collection}' does not exist in {self.data_dir}: "
+                    "run `cairn ingest FOLDER` first"
+                )
+            self._shards[name] = shard = self._open(lambda: qe.EdgeShard.load(str(self._path(name))))
+            return shard
 
     def _open(self, opener) -> qe.EdgeShard:
         try:
@@ -136,10 +141,11 @@ class EdgeStore:
 
     def _create(self, collection: str, config: qe.EdgeConfig) -> qe.EdgeShard:
         path = self._path(collection)
-        if path.exists() and not (path / "edge_config.json").exists():
-            shutil.rmtree(path)  # a creation interrupted before it wrote anything
-        shard = self._open(lambda: qe.EdgeShard.create(str(path), config))
-        self._shards[collection] = shard
+        with self._opening:
+            if path.exists() and not (path / "edge_config.json").exists():
+                shutil.rmtree(path)  # a creation interrupted before it wrote anything
+            shard = self._open(lambda: qe.EdgeShard.create(str(path), config))
+            self._shards[collection] = shard
         return shard
 
     def create_chunk_collection(self, collection: str, dense_size: int) -> None:
@@ -251,7 +257,7 @@ class EdgeStore:
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[ScoredPoint]:
         if not ids:
             return []
-        records = self._shard(collection).retrieve(list(ids), with_payload=True)
+        records = self._shard(collection).retrieve(list(ids), with_payload=True, with_vector=False)
         return [ScoredPoint(id=str(r.id), score=0.0, payload=r.payload or {}) for r in records]
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
@@ -267,8 +273,11 @@ class EdgeStore:
             singles.append(("dense", single))
         if query.sparse is not None:
             nearest = qe.Query.Nearest(_sparse(query.sparse), using=SPARSE_VECTOR)
-            prefetches.append(qe.Prefetch(limit=query.prefetch_limit, query=nearest, filter=flt))
-            singles.append(("sparse", qe.QueryRequest(limit=query.prefetch_limit, query=nearest, filter=flt, with_payload=True)))
+            idf = qe.SearchParams(idf=qe.IdfParams(corpus=_to_filter(query.idf_corpus))) if query.idf_corpus else None
+            prefetches.append(qe.Prefetch(limit=query.prefetch_limit, query=nearest, filter=flt, params=idf))
+            singles.append(
+                ("sparse", qe.QueryRequest(limit=query.prefetch_limit, query=nearest, filter=flt, params=idf, with_payload=True))
+            )
         if not singles:
             raise ValueError("a hybrid query needs a dense or a sparse vector")
         requests = [req for _, req in singles]
