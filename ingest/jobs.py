@@ -20,11 +20,12 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO, Callable, Literal, Sequence
+from typing import BinaryIO, Literal, Sequence
 
 from pydantic import BaseModel
 
 from ingest.acl import AclError
+from ingest.parser_pool import ParserPool
 from ingest.pipeline import Failure, IngestPipeline, IngestReport
 from ingest.serialized_store import SerializedStore
 from ingest.sources import SourceConflictError, SourceEntry, SourceRegistry, registry_path
@@ -135,10 +136,11 @@ class IngestJobs:
         dense: DenseEncoder,
         sparse: SparseEncoder,
         store_lock: AbstractContextManager | None = None,
-        pipeline_factory: Callable[[IndexStore], IngestPipeline] | None = None,
+        parser_pool: ParserPool | None = None,
     ) -> None:
         """``store_lock``: held by searches around their reads when the store serves one request at
-        a time; the runner's writes take it too, call by call."""
+        a time; the runner's writes take it too, call by call. ``parser_pool``: shared (and closed)
+        by its owner; by default the pipeline starts its own with the first job."""
         if store_lock is not None and not store.concurrent_reads:
             store = SerializedStore(store, store_lock)  # type: ignore[assignment]
         self.settings = settings
@@ -148,7 +150,7 @@ class IngestJobs:
         jobs = settings.jobs
         self.uploads = UploadFolders(jobs.upload_dir, jobs.acl_file_name, jobs.max_file_mb)
         self.sources = SourceRegistry(registry_path(settings.data_dir, settings.collection))
-        self._make_pipeline = pipeline_factory or (lambda s: IngestPipeline(settings, s, dense, sparse))
+        self._make_pipeline = lambda: IngestPipeline(settings, self.store, dense, sparse, parser_pool=parser_pool)
         self._pipeline: IngestPipeline | None = None  # built by the first job: parser processes start then
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -340,7 +342,7 @@ class IngestJobs:
         if not root.is_dir():
             raise NotADirectoryError(f"{root} is no longer a folder: it was moved or deleted")
         if self._pipeline is None:
-            self._pipeline = self._make_pipeline(self.store)
+            self._pipeline = self._make_pipeline()
         tracker = _Tracker(job, self._lock, self._stop)
         report = self._pipeline.run(root, source=job.source, delete_missing=job.delete_missing, progress=tracker)
         self.sources.put(

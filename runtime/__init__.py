@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import atexit
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from answers.service import AnswerService, check_provider_names
 from ingest.jobs import IngestJobs
+from ingest.parser_pool import ParserPool
+from ingest.watch import FolderWatcher
 from retrieval.access import Identities
 from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
 from retrieval.rerank import Reranker, build_reranker
@@ -36,6 +39,7 @@ class Runtime:
     answers: AnswerService
     ingest_jobs: IngestJobs
     _announced: bool = field(default=False, repr=False)
+    _watchers: list[FolderWatcher] = field(default_factory=list, repr=False)
 
     def announce(self, kind: Literal["api", "ui"], url: str | None = None) -> None:
         """Say next to an embedded index that this process holds it (and where it takes jobs),
@@ -47,7 +51,19 @@ class Runtime:
             atexit.register(withdraw_holder, self.settings.data_dir)  # a page never closes its runtime
         self._announced = True
 
+    def watch(self, folders: list[Path] | None = None) -> None:
+        """Sync each folder now, then again after every burst of changes (CAIRN_WATCH_SOURCES by
+        default; each is its own source, named after the folder)."""
+        jobs, debounce = self.ingest_jobs, self.settings.watch_debounce_s
+        for folder in self.settings.watch_sources if folders is None else folders:
+            root = Path(folder).expanduser().resolve()
+            jobs.submit(root, kind="watch")  # a missing folder fails here, before anything is watched
+            watcher = FolderWatcher(root, lambda root=root: jobs.submit(root, kind="watch"), debounce)
+            self._watchers.append(watcher.start())
+
     def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.stop()
         self.ingest_jobs.close()  # the running job stops between two files, before the store closes
         if self._announced:
             withdraw_holder(self.settings.data_dir)
@@ -77,11 +93,12 @@ def assemble_runtime(
     dense: DenseEncoder,
     sparse: SparseEncoder,
     reranker: Reranker,
+    parser_pool: ParserPool | None = None,
 ) -> Runtime:
     """The services over an opened store and loaded models (build_runtime's second half; tests
-    pass their own store and encoders)."""
+    pass their own store, encoders and parser processes)."""
     search = SearchService(settings, store, dense, sparse, reranker)
     answers = AnswerService(search, settings.answers)
     # searches and the jobs share one lock where the store takes one request at a time
-    ingest_jobs = IngestJobs(settings, store, dense, sparse, store_lock=search.read_lock)
+    ingest_jobs = IngestJobs(settings, store, dense, sparse, store_lock=search.read_lock, parser_pool=parser_pool)
     return Runtime(settings, identities, store, dense, sparse, reranker, search, answers, ingest_jobs)

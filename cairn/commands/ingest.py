@@ -1,36 +1,26 @@
-"""`cairn ingest FOLDER`."""
+"""`cairn ingest FOLDER [--watch]`.
+
+The job runs in this process, or, when a running `cairn serve` holds the embedded index (its
+``serving.json`` says so), in that process through its ingest API: the same job, the same
+progress. With ``--watch`` the folder is synced again after every burst of changes.
+"""
 
 from __future__ import annotations
 
-import json
+import queue
 import sys
 from pathlib import Path
+from typing import Callable, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from cairn.commands.opening import err, load_settings, opened_store
+from cairn.commands.ingest_follow import StatusOf, follow, outcome, print_summary  # noqa: F401 (`cairn index reindex` prints it too)
+from cairn.commands.opening import err, fail, load_settings
 from cairn.exit_codes import ExitCode
-from ingest.acl import AclError
+from ingest.jobs import IngestJobStatus
+from retrieval.settings import Settings
 
-
-class _Bar:
-    """The rich progress bar the pipeline reports to."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task = progress.add_task("parsing", total=None, chunks=0)
-        self.chunks = 0
-
-    def planned(self, files_to_parse: int, files_total: int) -> None:
-        skipped = files_total - files_to_parse
-        self.progress.update(self.task, total=files_to_parse, description=f"indexing ({skipped} unchanged)")
-
-    def file_done(self, rel_path: str, chunks: int, failed: bool) -> None:
-        self.chunks += chunks
-        self.progress.update(self.task, advance=1, chunks=self.chunks)
+Submit = Callable[[], IngestJobStatus]
 
 
 def ingest(
@@ -38,62 +28,131 @@ def ingest(
     source: str = typer.Option(None, help="Name of this source (default: the folder's name)."),
     collection: str = typer.Option(None, help="Collection to write (default: CAIRN_COLLECTION)."),
     no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents that are gone from the folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the progress bar and table."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (a line per sync with --watch) instead of the progress bar and table."),
+    watch: bool = typer.Option(False, "--watch", help="Keep syncing as files appear, change, move or disappear (Ctrl-C stops)."),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key", envvar="CAIRN_API_KEY", help="An administrator's key, when a running `cairn serve` takes the job."
+    ),
 ) -> None:
     """Index a folder: new and changed files are parsed and embedded, unchanged ones skipped,
-    deleted ones removed. Exit 0 when every file was indexed, 1 when some failed, 2 for usage
-    errors, 3 when the index is locked or unreachable."""
+    deleted ones removed. When `cairn serve` holds the index, the job runs there. Exit 0 when
+    every file was indexed, 1 when some failed, 2 for usage errors, 3 when the index is locked
+    or unreachable."""
     if not folder.is_dir():
-        err.print(f"[red]error:[/red] {folder} is not a folder; give the folder of documents to index")
-        raise typer.Exit(ExitCode.USAGE)
+        raise fail(f"{folder} is not a folder; give the folder of documents to index", ExitCode.USAGE)
     settings = load_settings(collection=collection)
+    folder = folder.resolve()
+    bar = not as_json and sys.stderr.isatty()
 
-    from ingest.pipeline import IngestPipeline
-    from retrieval.encoders import build_encoders
+    from runtime.holder import read_holder
 
-    with opened_store(settings, err) as store:
-        pipeline = None
-        try:
-            dense, sparse = build_encoders(settings.models)
-            pipeline = IngestPipeline(settings, store, dense, sparse)
-            if as_json or not sys.stderr.isatty():
-                report = pipeline.run(folder, source=source, delete_missing=not no_delete)
-            else:
-                columns = [
-                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                    TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
-                ]
-                with Progress(*columns, console=err) as progress:
-                    report = pipeline.run(folder, source=source, delete_missing=not no_delete, progress=_Bar(progress))
-        except AclError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(ExitCode.USAGE)
-        finally:
-            if pipeline is not None:
-                pipeline.close()
-
-    payload = report.model_dump(exclude={"source"})
-    if as_json:
-        print(json.dumps(payload))
+    holder = None if settings.uses_server else read_holder(settings.data_dir)
+    if holder is None:
+        _in_this_process(settings, folder, source, not no_delete, as_json, watch, bar)
+    elif holder.kind == "ui":
+        raise fail(
+            f"the index at {settings.data_dir} is held by the chat page (`cairn ui`, pid {holder.pid}), which takes "
+            "no jobs from the command line. Add the files from the page's 'Add documents' panel (as an administrator), "
+            "or stop the page, run this command, and start the page again; to add documents while people search, "
+            "run `cairn serve` and point the page at it with CAIRN_API_URL",
+            ExitCode.INDEX_UNAVAILABLE,
+        )
     else:
-        print_summary(report)
-    if report.failures:
-        raise typer.Exit(ExitCode.SOME_FAILED)
+        if collection and collection != holder.collection:
+            raise fail(
+                f"`cairn serve` (pid {holder.pid}) holds the index and writes collection '{holder.collection}', "
+                f"not '{collection}': drop --collection, or stop it first",
+                ExitCode.USAGE,
+            )
+        _in_the_server(settings, holder, folder, source, not no_delete, as_json, watch, bar, api_key)
 
 
-def print_summary(report) -> None:
-    out = Console()
-    table = Table(title=f"{report.root} → {report.collection} ({report.seconds:.1f} s)")
-    for name in ("added", "updated", "unchanged", "deleted", "failed"):
-        table.add_column(name, justify="right")
-    f = report.files
-    table.add_row(*(str(v) for v in (f.added, f.updated, f.unchanged, f.deleted, f.failed)))
-    out.print(table)
-    out.print(f"chunks: {report.chunks.written} written, {report.chunks.deleted} deleted, {report.chunks.total} in the collection")
-    if f.relabelled:
-        out.print(f"access groups re-labelled on {f.relabelled} unchanged file(s)")
-    for failure in report.failures:
-        out.print(f"[yellow]failed[/yellow] {failure.path}: {failure.error}")
+def _in_this_process(
+    settings: Settings, folder: Path, source: str | None, delete_missing: bool, as_json: bool, watch: bool, bar: bool
+) -> None:
+    from ingest.jobs import IngestJobs
+    from retrieval.encoders import build_encoders
+    from retrieval.store import StoreError, open_store
+
+    try:
+        store = open_store(settings.storage)
+    except StoreError as exc:
+        raise fail(str(exc), ExitCode.INDEX_UNAVAILABLE) from None
+    jobs = None
+    try:
+        dense, sparse = build_encoders(settings.models)
+        jobs = IngestJobs(settings, store, dense, sparse)
+        submit = _refusals_as_usage(lambda: jobs.submit(folder, source, delete_missing))
+        code = _run(submit, jobs.get, folder, settings, as_json, watch, bar)
+    finally:
+        if jobs is not None:
+            jobs.close()
+        store.close()
+    raise typer.Exit(code)
+
+
+def _in_the_server(settings, holder, folder, source, delete_missing, as_json, watch, bar, api_key) -> None:
+    from cairn.commands.ingest_remote import RemoteError, RemoteJobs
+
+    remote = RemoteJobs(holder.url or "", api_key, holder.pid)
+    if not as_json:
+        err.print(f"The index is held by {remote.where}: the job runs there.", highlight=False)
+    try:
+        code = _run(lambda: remote.submit_folder(folder, source, delete_missing), remote.status, folder, settings, as_json, watch, bar)
+    except RemoteError as exc:
+        raise fail(str(exc), exc.code) from None
+    finally:
+        remote.close()
+    raise typer.Exit(code)
+
+
+def _refusals_as_usage(submit: Submit) -> Submit:
+    def checked() -> IngestJobStatus:
+        try:
+            return submit()
+        except (NotADirectoryError, ValueError) as exc:  # a vanished folder, a source that holds uploads
+            raise fail(str(exc), ExitCode.USAGE) from None
+
+    return checked
+
+
+def _run(submit: Submit, status_of: StatusOf, folder: Path, settings: Settings, as_json: bool, watch: bool, bar: bool) -> ExitCode:
+    """The first sync; with ``watch``, one more after every burst of changes until Ctrl-C."""
+    first = follow(submit(), status_of, err, bar)
+    code = outcome(first, err, as_json)
+    if not watch or first.error is not None:
+        return code
+
+    from ingest.watch import FolderWatcher
+
+    changes: queue.Queue[IngestJobStatus | BaseException] = queue.Queue()
+
+    def on_change() -> None:
+        try:
+            changes.put(submit())
+        except BaseException as exc:  # e.g. the service went away: the main thread reports it
+            changes.put(exc)
+
+    followed = {first.id}
+    with FolderWatcher(folder, on_change, settings.watch_debounce_s):
+        if not as_json:
+            err.print(f"Watching {folder} for changes (Ctrl-C stops).", highlight=False)
+        try:
+            while True:
+                try:
+                    item = changes.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                if item.id in followed:  # a change folded into a job already shown
+                    continue
+                followed.add(item.id)
+                outcome(follow(item, status_of, err, bar), err, as_json)
+        except KeyboardInterrupt:
+            if not as_json:
+                err.print("Stopped watching.")
+    return ExitCode.OK
 
 
 def register(app: typer.Typer) -> None:

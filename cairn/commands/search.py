@@ -144,6 +144,7 @@ def serve_command(
     import uvicorn
 
     from cairn.api.app import create_app
+    from cairn.api.serving import serving
     from retrieval.settings import get_settings
 
     settings = get_settings()
@@ -155,7 +156,8 @@ def serve_command(
         )
     try:
         app = create_app(runtime.search, runtime.identities, answers=runtime.answers)
-        uvicorn.run(app, host=host or settings.host, port=port or settings.port)
+        with serving(app, runtime, host or settings.host, port or settings.port):  # ingest jobs, serving.json, watching
+            uvicorn.run(app, host=host or settings.host, port=port or settings.port)
     finally:
         runtime.close()
 
