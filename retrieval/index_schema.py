@@ -153,6 +153,9 @@ class HybridQuery:
     # the `length_pool` nearest chunks (see Settings.doc_length_prior). 0 = raw similarity.
     length_prior: float = 0.0
     length_pool: int = 0
+    # The points BM25's IDF is counted over (None: the whole collection). Search passes the
+    # caller's access filter, so sparse scores and ranks say nothing about hidden documents.
+    idf_corpus: Filter | None = None
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,18 @@ class HybridSearcher:
         mode: SearchMode = "hybrid",
         fusion: FusionKind | None = None,
         prefetch_limit: int | None = None,
+        idf_corpus: Filter | None = None,
     ) -> SearchOutcome:
-        """The ``limit`` best chunks matching ``filter``; ``filter`` must carry the access condition."""
+        """The ``limit`` best chunks matching ``filter``; ``filter`` must carry the access condition.
+
+        ``idf_corpus``: the points BM25's IDF is counted over; a caller's search passes its access
+        filter (None: the whole collection, for the operator's tools). With collection-wide IDF a
+        public caller could count hidden chunks holding a term (a codename) from the BM25 score of
+        a public chunk. Scaling each stage's scores within the caller's own results would not do:
+        on a query of several terms the terms' relative IDF still moves BM25 ranks, and so the
+        fused order (tests/test_security_api.py). Counting IDF over what the caller may see
+        (Qdrant's IDF corpus) keeps every score and rank a function of visible documents only.
+        """
         start = time.perf_counter()
         dense_vec = self.dense.encode_query(query) if mode in ("hybrid", "dense") else None
         sparse_vec = self.sparse.encode_query(query) if mode in ("hybrid", "sparse") else None
@@ -99,6 +109,7 @@ class HybridSearcher:
             filter=filter,
             length_prior=self.settings.doc_length_prior,
             length_pool=prefetch * self.settings.length_pool_factor,
+            idf_corpus=idf_corpus,
         )
         start = time.perf_counter()
         result = self.store.hybrid_query(self.settings.collection, hybrid)

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from retrieval.settings import FusionKind
+
+MAX_FILTER_VALUES = 50
 
 
 class SearchFilters(BaseModel):
@@ -17,11 +19,14 @@ class SearchFilters(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    file_types: list[str] | None = Field(default=None, description="e.g. ['pdf', 'md']")
-    path_prefix: str | None = Field(default=None, description="folder relative to the ingested root")
+    # Bounded: each value becomes a condition Qdrant evaluates on every candidate.
+    file_types: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None, max_length=MAX_FILTER_VALUES, description="e.g. ['pdf', 'md']"
+    )
+    path_prefix: str | None = Field(default=None, max_length=1000, description="folder relative to the ingested root")
     modified_after: datetime | None = None
     modified_before: datetime | None = None
-    sources: list[str] | None = None
+    sources: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> "SearchFilters":

@@ -32,6 +32,7 @@ def _engine_fusion(store, settings, dense_vec, sparse_vec, flt, fusion, prefetch
                     qe.SparseVector(indices=sparse_vec.indices, values=sparse_vec.values), using=SPARSE_VECTOR
                 ),
                 filter=f,
+                params=qe.SearchParams(idf=qe.IdfParams(corpus=f)),  # IDF over what the caller sees
             ),
         ]
         query = qe.Fusion.Dbsf() if fusion.kind == "dbsf" else qe.Fusion.Rrf(k=fusion.k, weights=list(fusion.weights))
@@ -52,6 +53,7 @@ def _engine_fusion(store, settings, dense_vec, sparse_vec, flt, fusion, prefetch
             using=SPARSE_VECTOR,
             limit=prefetch,
             filter=f,
+            params=models.SearchParams(idf=models.IdfCorpusParams(corpus=f)),  # IDF over what the caller sees
         ),
     ]
     query = (

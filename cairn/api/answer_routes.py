@@ -3,7 +3,8 @@
 
 SSE events, in order: ``context`` (the blocks, the rewritten query), ``token`` (as generated),
 ``reset`` (a provider failed mid-answer: discard its tokens), ``final`` (the AnswerResponse);
-``error`` replaces ``final`` when retrieval itself fails. Each ``data:`` line is one JSON object.
+``error`` replaces ``final`` when retrieval itself fails: ``{"detail", "request_id"}``, what to do
+and the id the server log files the failure under. Each ``data:`` line is one JSON object.
 Access rules are those of /search: the same identity dependency, the same per-group filter.
 """
 
@@ -18,16 +19,18 @@ from sse_starlette import EventSourceResponse
 from answers.schemas import AnswerEvent, AnswerRequest, AnswerResponse
 from answers.service import final_response
 from cairn.api.dependencies import AnswersDep, IdentityDep
+from cairn.api.errors import caller_message, log_failure, request_id
 
 router = APIRouter(tags=["answers"])
 
 
-def _sse(events: Iterator[AnswerEvent]) -> Iterator[dict[str, str]]:
+def _sse(events: Iterator[AnswerEvent], rid: str) -> Iterator[dict[str, str]]:
     try:
         for event in events:
             yield {"event": event.type, "data": event.model_dump_json()}
     except Exception as exc:  # headers are sent: the error can only travel as an event
-        yield {"event": "error", "data": json.dumps({"detail": str(exc)})}
+        log_failure(rid, "POST /answer (stream)", exc)
+        yield {"event": "error", "data": json.dumps({"detail": caller_message(exc, rid), "request_id": rid})}
 
 
 @router.post(
@@ -48,5 +51,5 @@ def answer(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     events = answers.stream(body, identity)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-        return EventSourceResponse(_sse(events), headers={"X-Accel-Buffering": "no"}, sep="\n")
+        return EventSourceResponse(_sse(events, request_id(request)), headers={"X-Accel-Buffering": "no"}, sep="\n")
     return final_response(events)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from answers.service import AnswerService
-from cairn.api import answer_routes, search_routes
+from cairn.api import answer_routes, ingest_routes, search_routes
+from cairn.api.errors import RequestIds, install_error_handlers
+from cairn.api.limits import ApiLimits, RateLimit
 from retrieval.access import Identities
 from retrieval.service import SearchService
-from retrieval.store import StoreError
 
 
 def create_app(
@@ -20,9 +21,14 @@ def create_app(
     identities: Identities,
     routers: Sequence[APIRouter] = (),
     answers: AnswerService | None = None,
+    limits: ApiLimits | None = None,
 ) -> FastAPI:
     """``answers``: the runtime's AnswerService (None: built over ``service`` on first use);
-    ``routers``: extra routes (tests add their own)."""
+    ``routers``: extra routes (tests add their own); ``limits``: None takes the service's
+    settings (CAIRN_API_MAX_BODY_BYTES, CAIRN_API_RATE_PER_S, CAIRN_API_RATE_BURST)."""
+    settings = getattr(service, "settings", None)
+    if limits is None:
+        limits = ApiLimits.from_settings(settings.service) if settings is not None else ApiLimits()
     app = FastAPI(
         title="Cairn",
         summary="Hybrid search, selective context and cited answers over your documents.",
@@ -32,13 +38,17 @@ def create_app(
     app.state.identities = identities
     app.state.answers = answers
 
-    # No index yet, a locked folder, an unreachable server: the message says what to do.
-    @app.exception_handler(StoreError)
-    def _store_down(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+    install_error_handlers(app)
+    # The last added runs first: every response, a 413 or a 429 included, carries its request id.
+    # The body limit is Starlette's: a route reads (and so counts) its body before parsing it or
+    # resolving the caller's key; a route taking files raises it with its own `max_body_size`.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=limits.max_body_bytes)
+    app.add_middleware(RateLimit, limits=limits)
+    app.add_middleware(RequestIds)
 
     app.include_router(search_routes.router)
     app.include_router(answer_routes.router)
+    app.include_router(ingest_routes.router)  # the live index: administrators only
     for router in routers:
         app.include_router(router)
     return app

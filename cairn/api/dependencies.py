@@ -14,7 +14,8 @@ from retrieval.service import SearchService
 _building = threading.Lock()
 
 
-def _api_key(authorization: str | None, x_api_key: str | None) -> str | None:
+def api_key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key a request presents (X-API-Key, or 'Authorization: Bearer KEY'); None: no key."""
     if x_api_key:
         return x_api_key.strip()
     if authorization:
@@ -46,7 +47,7 @@ def current_identity(
 ) -> Identity:
     identities: Identities = request.app.state.identities
     try:
-        return identities.resolve(_api_key(authorization, x_api_key))
+        return identities.resolve(api_key_from_headers(authorization, x_api_key))
     except AuthError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
 

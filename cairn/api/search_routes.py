@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from cairn.api.dependencies import IdentityDep, ServiceDep
+from cairn.api.errors import log, request_id
 from retrieval.search_schemas import (
     ContextRequest,
     ContextResponse,
@@ -30,11 +31,16 @@ def context(body: ContextRequest, svc: ServiceDep, identity: IdentityDep) -> Con
 
 
 @router.get("/health", response_model=HealthResponse, tags=["service"])
-def health(svc: ServiceDep, identity: IdentityDep, response: Response) -> HealthResponse:
+def health(svc: ServiceDep, identity: IdentityDep, request: Request, response: Response) -> HealthResponse:
     """Index reachable, models loaded, and the documents and chunks the caller may see (503 when degraded)."""
     report = svc.health(identity)
     if report.status != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    if report.problem:  # it names the index's path or the Qdrant URL: for the log only
+        rid = request_id(request)
+        log.warning("request %s: GET /health: degraded: %s", rid, report.problem)
+        problem = f"the index is unreachable; the operator finds why in the server log under request id {rid}"
+        report = report.model_copy(update={"problem": problem})
     return report
 
 

@@ -253,12 +253,13 @@ class ServerStore:
             stages.append(("dense", _dense_stage(query, flt)))
         if query.sparse is not None:
             sparse = models.SparseVector(indices=list(query.sparse.indices), values=list(query.sparse.values))
-            stages.append(("sparse", models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=query.prefetch_limit, filter=flt)))
+            idf = models.SearchParams(idf=models.IdfCorpusParams(corpus=_to_filter(query.idf_corpus))) if query.idf_corpus else None
+            stages.append(("sparse", models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=query.prefetch_limit, filter=flt, params=idf)))
         if not stages:
             raise ValueError("a hybrid query needs a dense or a sparse vector")
         requests = [
             models.QueryRequest(
-                prefetch=p.prefetch, query=p.query, using=p.using, limit=p.limit, filter=flt, with_payload=True
+                prefetch=p.prefetch, query=p.query, using=p.using, limit=p.limit, filter=flt, params=p.params, with_payload=True
             )
             for _, p in stages
         ]
