@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import OrderedDict
 
 import pytest
+from cachetools import LRUCache
 from fixtures_retrieval import PUBLIC, retrieval_settings
 
 from ingest.chunking import Chunker
@@ -197,7 +197,7 @@ def test_embedding_reranker_applies_the_length_prior(service, mpnet_reranker):
 def test_embedding_reranker_scores_survive_a_small_cache(service, mpnet_reranker):
     hits = service.search(SearchRequest(query=QUERY, top_k=6, rerank=False), PUBLIC).hits
     small = copy.copy(mpnet_reranker)
-    small._cache, small.cache_size = OrderedDict(), 2  # fewer entries than candidates
+    small._cache = LRUCache(maxsize=2)  # fewer entries than candidates
     expected = {h.id: h.scores.rerank.score for h in mpnet_reranker.rerank(QUERY, hits)}
     for _ in range(2):  # the second pass finds only two passages cached
         got = {h.id: h.scores.rerank.score for h in small.rerank(QUERY, hits)}
