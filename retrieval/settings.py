@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     chunk_overlap: int = 40
     max_file_mb: float = 50.0  # bigger files are reported and skipped
     parse_timeout_s: float = 120.0  # a parse running longer is abandoned, the run goes on
+    # Address space (RLIMIT_AS) a parser process may hold; a parse that needs more is abandoned,
+    # the run goes on. The parsers' libraries (PDF: pdfminer, onnxruntime, torch) take ~2 GB of
+    # address space before a file is read, so 4 GB leaves ~2 GB for the file: enough for a
+    # 50 MB office file, not for a zip bomb or a million-cell sheet. 0: no limit.
+    parse_memory_mb: int = Field(default=4096, ge=0)
     acl_file_name: str = "cairn-acl.yaml"
     parse_workers: int = Field(default=1, ge=1)  # one core parses while the other embeds
     ingest_write_batch: int = Field(default=256, ge=1)  # chunks encoded and upserted together
@@ -256,8 +261,8 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "models": ("embedding_model", "embedding_model_dir", "embed_batch_size", "bm25_avg_len"),
     "ingestion": (
-        "chunk_tokens", "chunk_overlap", "max_file_mb", "parse_timeout_s", "acl_file_name", "parse_workers",
-        "ingest_write_batch",
+        "chunk_tokens", "chunk_overlap", "max_file_mb", "parse_timeout_s", "parse_memory_mb", "acl_file_name",
+        "parse_workers", "ingest_write_batch",
     ),
     "search": (
         "collection", "prefetch_limit", "top_k", "fusion", "rrf_k", "rrf_dense_weight", "rrf_sparse_weight",
