@@ -16,12 +16,29 @@ from collections.abc import Iterator
 from fastapi import APIRouter, HTTPException, Request, status
 from sse_starlette import EventSourceResponse
 
-from answers.schemas import AnswerEvent, AnswerRequest, AnswerResponse
+from answers.schemas import AnswerEvent, AnswerRequest, AnswerResponse, FinalEvent
 from answers.service import final_response
 from cairn.api.dependencies import AnswersDep, IdentityDep
 from cairn.api.errors import caller_message, log_failure, request_id
+from cairn.api.metrics import log_request
 
 router = APIRouter(tags=["answers"])
+
+
+def _observed(events: Iterator[AnswerEvent], request: Request, user: str) -> Iterator[AnswerEvent]:
+    """The events as they are, the final answer counted and logged on the way."""
+    for event in events:
+        if isinstance(event, FinalEvent):
+            response = event.response
+            request.app.state.metrics.observe_answer(response)
+            cache = getattr(response, "cache", None)
+            cited = {c.n for c in response.citations}
+            log_request(
+                request_id(request), user, "/answer", response.timings_ms, [b.doc_id for b in response.context],
+                [b.doc_id for b in response.context if b.n in cited],
+                provider=response.provider, cache=cache.outcome if cache else None,
+            )
+        yield event
 
 
 def _sse(events: Iterator[AnswerEvent], rid: str) -> Iterator[dict[str, str]]:
@@ -49,7 +66,7 @@ def answer(
         answers.chain(body.provider)  # an unknown provider is the caller's error, before any work
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    events = answers.stream(body, identity)
+    events = _observed(answers.stream(body, identity), request, identity.user)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         return EventSourceResponse(_sse(events, request_id(request)), headers={"X-Accel-Buffering": "no"}, sep="\n")
     return final_response(events)

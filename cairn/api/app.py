@@ -9,9 +9,10 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from answers.service import AnswerService
-from cairn.api import answer_routes, ingest_routes, search_routes
+from cairn.api import answer_routes, ingest_routes, metrics_routes, search_routes
 from cairn.api.errors import RequestIds, install_error_handlers
 from cairn.api.limits import ApiLimits, RateLimit
+from cairn.api.metrics import ApiMetrics, RequestMetrics
 from retrieval.access import Identities
 from retrieval.service import SearchService
 
@@ -38,17 +39,22 @@ def create_app(
     app.state.identities = identities
     app.state.answers = answers
 
+    metrics = ApiMetrics(service)
+    app.state.metrics = metrics
+
     install_error_handlers(app)
     # The last added runs first: every response, a 413 or a 429 included, carries its request id.
     # The body limit is Starlette's: a route reads (and so counts) its body before parsing it or
     # resolving the caller's key; a route taking files raises it with its own `max_body_size`.
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=limits.max_body_bytes)
     app.add_middleware(RateLimit, limits=limits)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIds)
 
     app.include_router(search_routes.router)
     app.include_router(answer_routes.router)
     app.include_router(ingest_routes.router)  # the live index: administrators only
+    app.include_router(metrics_routes.router)
     for router in routers:
         app.include_router(router)
     return app

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from cairn.api.dependencies import IdentityDep, ServiceDep
 from cairn.api.errors import log, request_id
+from cairn.api.metrics import log_request
 from retrieval.search_schemas import (
     ContextRequest,
     ContextResponse,
@@ -19,15 +20,24 @@ router = APIRouter()
 
 
 @router.post("/search", response_model=SearchResponse, tags=["search"])
-def search(body: SearchRequest, svc: ServiceDep, identity: IdentityDep) -> SearchResponse:
+def search(body: SearchRequest, svc: ServiceDep, identity: IdentityDep, request: Request) -> SearchResponse:
     """Hybrid search (dense + BM25 fused inside Qdrant), reranked when a reranker is available."""
-    return svc.search(body, identity)
+    response = svc.search(body, identity)
+    _observe(request, identity.user, "/search", response)
+    return response
 
 
 @router.post("/context", response_model=ContextResponse, tags=["search"])
-def context(body: ContextRequest, svc: ServiceDep, identity: IdentityDep) -> ContextResponse:
+def context(body: ContextRequest, svc: ServiceDep, identity: IdentityDep, request: Request) -> ContextResponse:
     """Search, then the numbered context blocks an answer would cite, within a token budget."""
-    return svc.context(body, identity)
+    response = svc.context(body, identity)
+    _observe(request, identity.user, "/context", response)
+    return response
+
+
+def _observe(request: Request, user: str, route: str, response: SearchResponse) -> None:
+    request.app.state.metrics.observe_search(response.timings_ms)
+    log_request(request_id(request), user, route, response.timings_ms, [h.doc_id for h in response.hits])
 
 
 @router.get("/health", response_model=HealthResponse, tags=["service"])
