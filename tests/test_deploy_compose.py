@@ -53,7 +53,7 @@ def test_the_schema_rejects_what_compose_rejects(compose):
 
 
 def test_services(services):
-    assert set(services) == {"qdrant", "api", "ui", "ingest"}
+    assert set(services) == {"qdrant", "api", "ui", "ingest", "prometheus", "grafana"}
     assert re.fullmatch(r"qdrant/qdrant:v1\.\d+\.\d+", services["qdrant"]["image"]), "pin an exact Qdrant version"
     for name in ("api", "ui", "ingest"):
         assert services[name]["build"] == "."
@@ -111,12 +111,14 @@ def test_ports_are_bound_to_localhost_only(services):
     assert published["api"] == ["127.0.0.1:8000:8000"]
     assert published["ui"] == ["127.0.0.1:8501:8501"]
     assert published["ingest"] == []
+    assert published["prometheus"] == ["127.0.0.1:9090:9090"]
+    assert published["grafana"] == ["127.0.0.1:3000:3000"]
     for ports in published.values():
         assert all(str(p).startswith("127.0.0.1:") for p in ports)
 
 
 def test_volumes(compose, services):
-    assert set(compose["volumes"]) == {"qdrant_storage", "qdrant_snapshots"}
+    assert set(compose["volumes"]) == {"qdrant_storage", "qdrant_snapshots", "prometheus_data", "grafana_data"}
     assert "qdrant_storage:/qdrant/storage" in services["qdrant"]["volumes"]
     assert "qdrant_snapshots:/qdrant/snapshots" in services["qdrant"]["volumes"]
     assert services["ingest"]["volumes"] == ["${CAIRN_DOCS:-./data/sample}:/docs:ro"]
@@ -138,6 +140,22 @@ def test_ingest_is_a_one_off_under_a_profile(services):
     assert ingest["restart"] == "no"
     assert ingest["command"][:2] == ["ingest", "/docs"]
     assert all("profiles" not in services[name] for name in ("qdrant", "api", "ui"))
+
+
+def test_monitoring_is_a_profile_scraping_the_api_with_a_key(services):
+    import json
+
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"]
+        assert re.fullmatch(r"[\w/]+:v?\d+\.\d+\.\d+", services[name]["image"]), "pin an exact version"
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["metrics_path"] == "/metrics" and scrape["static_configs"][0]["targets"] == ["api:8000"]
+    assert scrape["authorization"]["credentials_file"] == "/run/secrets/metrics_key"
+    assert services["prometheus"]["secrets"] == ["metrics_key"]
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "cairn.json").read_text())
+    queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in ("cairn_stage_seconds_bucket", "cairn_answer_cache_total", "cairn_requests_total"):
+        assert metric in queries  # names the API exports (tests/test_metrics.py scrapes them)
 
 
 def test_commands_exist_in_the_cli(services):
