@@ -9,6 +9,7 @@ provider's tokens follow; the final answer holds only the provider that succeede
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import threading
@@ -22,6 +23,8 @@ from answers.schemas import ProviderFailure, ResetEvent, TokenEvent
 from retrieval.search_schemas import ContextBlock
 
 _ERROR_CHARS = 300
+
+log = logging.getLogger("cairn.answers")
 
 
 class ProviderTimeout(Exception):
@@ -101,14 +104,18 @@ def output_problem(text: str, blocks: Sequence[ContextBlock]) -> str | None:
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line a person can act on: the HTTP status when there is one, then the message."""
+    """One line for the caller: the HTTP status when there is one and the kind of error, or our
+    own words (a timeout, unusable output). A provider's own text (bodies, URLs, keys echoed back)
+    goes to the server log only: answers reach anonymous callers too."""
     status = getattr(exc, "status_code", None)
-    body = getattr(exc, "body", None)
-    # SDK errors put headers in str(exc); the status and the body are what say why.
-    detail = body if isinstance(status, int) and body else exc
-    message = " ".join(str(detail).split()) or type(exc).__name__
-    if not isinstance(exc, (ProviderTimeout, UnusableOutput)):
-        message = f"{type(exc).__name__}: {message}"
+    if isinstance(exc, (ProviderTimeout, UnusableOutput)):
+        message = " ".join(str(exc).split()) or type(exc).__name__
+    else:
+        body = getattr(exc, "body", None)
+        # SDK errors put headers in str(exc); the status and the body are what say why.
+        detail = " ".join(str(body if isinstance(status, int) and body else exc).split())
+        log.warning("answer provider failed: %s: %s", type(exc).__name__, detail[:_ERROR_CHARS])
+        message = f"{type(exc).__name__} (details in the server log)"
     if isinstance(status, int):
         message = f"HTTP {status} — {message}"
     return message[:_ERROR_CHARS]

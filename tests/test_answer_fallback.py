@@ -171,3 +171,14 @@ def test_an_answer_its_citations_do_not_support_falls_back(fake_openai):
     assert response.provider == "extractive"
     assert response.fallbacks[0].error.startswith("unsupported answer: the cited documents [3]")
     assert "357" not in response.answer
+
+
+def test_a_provider_error_body_reaches_the_log_not_the_caller(fake_openai, caplog):
+    """What a provider says about itself (here "the model crashed"; elsewhere hosts or echoed
+    keys) is logged for the operator; the caller sees the status and the kind of error."""
+    fake_openai.mode = "500"
+    with caplog.at_level("WARNING", logger="cairn.answers"):
+        _, response = _answer(_service(openai=fake_openai, chain=("openai", "extractive")))
+    (failure,) = response.fallbacks
+    assert failure.error.startswith("HTTP 500") and "the model crashed" not in failure.error
+    assert any("the model crashed" in r.getMessage() for r in caplog.records)
