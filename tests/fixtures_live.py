@@ -69,13 +69,23 @@ def live(request, tmp_path, encoders, parser_pool):
     runtime.close()
 
 
+# One word per policy file, so a search can tell the files apart.
+TOPICS = (
+    "harbour glacier orchid lantern falcon quarry meadow saffron walrus copper tundra violin pelican basalt "
+    "cobalt juniper marmot obsidian parsley quince raven sequoia tangerine umber vulture willow yak zinnia "
+    "anchovy bramble cinnamon dolphin ember fjord gazelle hazel iguana jasmine kestrel lagoon mango nutmeg "
+    "otter papaya quartz reindeer sorrel thistle"
+).split()
+
+
 def policy_text(i: int, sections: int = 3, sentences: int = 12, word: str = "clause") -> str:
+    topic = TOPICS[i % len(TOPICS)]
     body = "\n\n".join(
         f"## Part {j}\n\n"
-        + " ".join(f"Policy {i} {word} {j} sentence {k} explains rule {i * j + k}." for k in range(sentences))
+        + " ".join(f"Policy {i} on the {topic} {word} {j} sentence {k} explains rule {i * j + k}." for k in range(sentences))
         for j in range(sections)
     )
-    return f"# Policy {i}\n\n{body}\n"
+    return f"# Policy {i}: {topic}\n\n{body}\n"
 
 
 def write_policies(root: Path, count: int, start: int = 0, **kwargs) -> list[Path]:

@@ -14,9 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from cairn.api.dependencies import IdentityDep
+from cairn.api.errors import error_response, request_id
 from ingest.jobs import DeletedDocument, IngestJobs, IngestJobStatus
 from ingest.sources import FolderNotAllowedError, SourceConflictError, SourceEntry, allowed_folder
 from ingest.uploads import UploadError, UploadTooLargeError
@@ -120,7 +122,7 @@ _INGEST_BODY = {
         422: {"description": "a bad body, folder, file name or type"},
     },
 )
-async def ingest(request: Request, admin: AdminDep, jobs: JobsDep) -> IngestJobStatus:
+async def ingest(request: Request, admin: AdminDep, jobs: JobsDep) -> IngestJobStatus | JSONResponse:
     """Queue a job: a JSON body names a folder inside CAIRN_INGEST_ROOTS; a multipart body uploads
     files into a source's folder under CAIRN_UPLOAD_DIR (its cairn-acl.yaml applies). The job runs
     in this process while searches go on: follow it at `/ingest/jobs/{id}`."""
@@ -141,7 +143,7 @@ async def ingest(request: Request, admin: AdminDep, jobs: JobsDep) -> IngestJobS
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
-async def _upload(request: Request, jobs: IngestJobs) -> IngestJobStatus:
+async def _upload(request: Request, jobs: IngestJobs) -> IngestJobStatus | JSONResponse:
     async with request.form(max_files=_MAX_UPLOAD_FILES) as form:
         source = form.get("source")
         if not isinstance(source, str) or not source.strip():
@@ -152,8 +154,8 @@ async def _upload(request: Request, jobs: IngestJobs) -> IngestJobStatus:
         try:
             # writing files and checking the index block: off the event loop
             return await run_in_threadpool(jobs.add_uploads, source.strip(), uploads, [g for g in groups if g])
-        except UploadTooLargeError as exc:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+        except UploadTooLargeError as exc:  # a response, not an HTTPException: 413s raised are the body limit's
+            return error_response(status.HTTP_413_CONTENT_TOO_LARGE, str(exc), request_id(request))
         except UploadError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         except SourceConflictError as exc:
