@@ -22,12 +22,11 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
-from pydantic import BaseModel
-
 from answers.question_match import same_question
-from answers.schemas import AnswerResponse
+from answers.schemas import AnswerResponse, CacheInfo
 from retrieval.encoders import SparseVec
 from retrieval.index_schema import ChunkPoint, Filter, HybridQuery, MatchAny, files_collection
 from retrieval.store import IndexStore
@@ -35,15 +34,6 @@ from retrieval.store import IndexStore
 CACHE_SUFFIX = "__answers"
 _NAMESPACE = uuid.UUID("0b7e4c1e-3f55-4d8e-9a43-6a7c5d2e9f10")
 _CANDIDATES = 8
-
-
-class CacheInfo(BaseModel):
-    """What the cache did for one answer."""
-
-    outcome: str  # "hit", "miss" (then stored), "bypass" (neither read nor written), "refresh" (re-answered, stored)
-    similarity: float | None = None  # of the cached question, on a hit
-    cached_at: str | None = None  # when the served answer was written (ISO 8601, UTC)
-    age_s: float | None = None
 
 
 def cache_collection(collection: str) -> str:
@@ -65,12 +55,14 @@ class AnswerCache:
         self,
         store: IndexStore,
         collection: str,
+        encode_query: Callable[[str], list[float]],
         dimension: int,
         threshold: float,
         max_entries: int,
         ttl_s: float,
     ) -> None:
         self.store = store
+        self.encode_query = encode_query  # the dense model search already loaded
         self.index = collection
         self.name = cache_collection(collection)
         self.dimension = dimension
@@ -78,11 +70,10 @@ class AnswerCache:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
 
-    def lookup(
-        self, question: str, vector: list[float], groups: tuple[str, ...], key: str
-    ) -> tuple[AnswerResponse, CacheInfo] | None:
+    def lookup(self, question: str, groups: tuple[str, ...], key: str) -> tuple[AnswerResponse, CacheInfo] | None:
         if not self.store.collection_exists(self.name):
             return None
+        vector = self.encode_query(question)
         scope = Filter(must=(MatchAny("groups_key", (groups_key(groups),)), MatchAny("request_key", (key,))))
         query = HybridQuery(dense=vector, sparse=None, prefetch_limit=_CANDIDATES, limit=_CANDIDATES, filter=scope)
         now = time.time()
@@ -110,7 +101,8 @@ class AnswerCache:
         records = {p.id: p.payload.get("content_hash") for p in self.store.retrieve(files_collection(self.index), list(documents))}
         return all(records.get(doc_id) == digest for doc_id, digest in documents.items())
 
-    def put(self, question: str, vector: list[float], groups: tuple[str, ...], key: str, response: AnswerResponse) -> None:
+    def put(self, question: str, groups: tuple[str, ...], key: str, response: AnswerResponse) -> None:
+        vector = self.encode_query(question)
         if not self.store.collection_exists(self.name):
             self.store.create_chunk_collection(self.name, self.dimension)
         doc_ids = sorted({block.doc_id for block in response.context})

@@ -29,6 +29,11 @@ class AnswerRequest(RetrievalOptions):
         description="answer with this provider (extractive still backs it up); None = the chain",
     )
     stream: bool = False  # SSE instead of one JSON response
+    cache: Literal["use", "bypass", "refresh"] = Field(
+        default="use",
+        description="use: a cached answer to the same question when still valid; bypass: neither read nor "
+        "write the cache; refresh: answer anew and replace the cached answer",
+    )
 
 
 class Citation(BaseModel):
@@ -46,6 +51,15 @@ class Citation(BaseModel):
     # False: the block does not support a sentence citing it (it holds under 60% of the
     # sentence's content words, or under 3 of them); the mark is kept and shown as unsupported.
     supported: bool = True
+
+
+class CacheInfo(BaseModel):
+    """What the semantic answer cache did for this answer."""
+
+    outcome: Literal["hit", "miss", "bypass", "refresh"]  # miss and refresh: answered anew (then kept)
+    similarity: float | None = None  # of the cached question to this one, on a hit
+    cached_at: str | None = None  # when the served answer was written (ISO 8601, UTC), on a hit
+    age_s: float | None = None
 
 
 class ProviderFailure(BaseModel):
@@ -67,6 +81,7 @@ class AnswerResponse(BaseModel):
     invalid_citations: int  # [n] pointing outside the blocks sent, removed from `answer`
     context: list[ContextBlock]  # the numbered blocks the answer was written from
     timings_ms: dict[str, float]
+    cache: CacheInfo | None = None  # None: no cache configured
 
 
 # --- stream events (Python generator and SSE) ------------------------------------------------

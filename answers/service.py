@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from answers.answer_cache import AnswerCache, request_key
 from answers.chain import ChainAnswer, FallbackChain
 from answers.citations import resolve_citations
 from answers.prompt import build_answer_messages
@@ -22,6 +23,7 @@ from answers.schemas import (
     AnswerEvent,
     AnswerRequest,
     AnswerResponse,
+    CacheInfo,
     ChatTurn,
     ContextEvent,
     FinalEvent,
@@ -59,10 +61,14 @@ def check_provider_names(names: Sequence[str]) -> None:
 
 
 class AnswerService:
-    def __init__(self, search: ContextSource | None, settings: AnswerSettings) -> None:
-        """``search`` None: answers only from blocks already retrieved (`stream_from_context`)."""
+    def __init__(
+        self, search: ContextSource | None, settings: AnswerSettings, cache: AnswerCache | None = None
+    ) -> None:
+        """``search`` None: answers only from blocks already retrieved (`stream_from_context`);
+        ``cache`` None: every question is answered anew."""
         self.search = search
         self.settings = settings
+        self.cache = cache
         check_provider_names(settings.llm_providers)
         self._providers: dict[str, AnswerProvider] = {}  # built once: models load once
 
@@ -133,10 +139,46 @@ class AnswerService:
 
     def stream(self, request: AnswerRequest, identity: Identity) -> Iterator[AnswerEvent]:
         """Context event, token events as generated (reset events when a provider fails
-        mid-answer), then one final event with the resolved citations."""
+        mid-answer), then one final event with the resolved citations. A question answered
+        before (the semantic cache: same groups, options and providers, documents unchanged) is
+        a context event and the final event at once."""
         started = time.perf_counter()
         if self.search is None:
             raise RuntimeError("AnswerService was built without a search service to retrieve from")
+        # A follow-up is read against its conversation: its answer is not the question's alone.
+        cache = self.cache if self.cache is not None and not request.history else None
+        outcome = request.cache if cache is not None else None
+        key = self._cache_key(request) if cache is not None else ""
+        if cache is not None and request.cache == "use":
+            hit = cache.lookup(request.question, identity.groups, key)
+            if hit is not None:
+                cached, info = hit
+                yield ContextEvent(rewritten_query=cached.rewritten_query, context=cached.context, retrieval=None)
+                timings = {"cache_ms": _ms(started), "total_ms": _ms(started)}
+                yield FinalEvent(
+                    response=cached.model_copy(update={"question": request.question, "cache": info, "timings_ms": timings})
+                )
+                return
+            outcome = "miss"
+        for event in self._answer_anew(request, identity, started):
+            if isinstance(event, FinalEvent) and outcome is not None:
+                response = event.response.model_copy(update={"cache": CacheInfo(outcome=outcome)})
+                # Kept only when the chain's own answer came through: a fallback is not worth serving for a week.
+                if cache is not None and outcome in ("miss", "refresh") and not response.fallbacks:
+                    cache.put(request.question, identity.groups, key, response)
+                event = FinalEvent(response=response)
+            yield event
+
+    def _cache_key(self, request: AnswerRequest) -> str:
+        """What, besides the question and the documents, shapes an answer."""
+        s = self.settings
+        reranker = getattr(getattr(self.search, "reranker", None), "name", None)
+        models = {"local": s.llm_local_model, "openai": s.openai_model, "cohere": s.cohere_chat_model, "rerank": reranker}
+        return request_key(
+            request.retrieval_options().model_dump(mode="json"), self.chain(request.provider).names, models
+        )
+
+    def _answer_anew(self, request: AnswerRequest, identity: Identity, started: float) -> Iterator[AnswerEvent]:
         question, history, provider = request.question, request.history, request.provider
         # Found once per question (an unknown provider fails here, before any work): it rewrites a
         # follow-up, and the context budget is counted in its tokens, as it will most likely answer.
@@ -207,6 +249,9 @@ class AnswerService:
         timings["generation_ms"] = _ms(step)
         if answer.provider in first_token:
             timings["first_token_ms"] = first_token[answer.provider]
+        # Where the provider can tell (the local model): prompt tokens read and reused from its
+        # cache, prompt-eval time, its own time to a first token, tokens generated and per second.
+        timings.update(request.stats.get(answer.provider, {}))
 
         extractive = not chain.providers[chain.names.index(answer.provider)].uses_llm
         attribute = self.settings.llm_attribute_uncited and not extractive

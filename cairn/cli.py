@@ -12,9 +12,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cairn: searc
 
 
 def _register() -> None:
-    from cairn.commands import ask, evals, index, ingest, reranker, search, ui
+    from cairn.commands import ask, cache, evals, index, ingest, reranker, search, ui
 
-    for part in (ingest, index, search, ask, evals, ui, reranker):
+    for part in (ingest, index, search, ask, cache, evals, ui, reranker):
         part.register(app)
 
 

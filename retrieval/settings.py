@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     # Mark an answer's uncited sentences with the block holding most of their words (flagged as
     # `attributed` on the citation): small models often answer right and forget the [n].
     llm_attribute_uncited: bool = True
+    # The semantic answer cache (answers/answer_cache.py). The threshold is the lowest cosine at
+    # which no two different python-faq questions (nearest neighbours, same FAQ page) matched,
+    # while 67% of hand-written paraphrases did (evals/reports/python-faq/cache_threshold.md).
+    answer_cache_enabled: bool = True
+    answer_cache_threshold: float = Field(default=0.916, ge=0.5, le=1.0)
+    answer_cache_max_entries: int = Field(default=5000, ge=1)  # oldest answers go first
+    answer_cache_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)  # a week: policies change
     cohere_chat_model: str = "command-r-08-2024"
     cohere_base_url: str | None = None  # None: Cohere's public API; set for a proxy (or a test)
     openai_base_url: str | None = None  # any OpenAI-compatible endpoint (Ollama, vLLM...)
@@ -281,6 +288,7 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
         "llm_providers", "llm_timeout_s", "llm_max_tokens", "llm_model_dir", "llm_local_model", "llm_context_window",
         "llm_threads", "llm_temperature", "llm_rewrite_followups", "llm_attribute_uncited", "cohere_api_key",
         "cohere_chat_model", "cohere_base_url", "openai_base_url", "openai_api_key", "openai_model",
+        "answer_cache_enabled", "answer_cache_threshold", "answer_cache_max_entries", "answer_cache_ttl_s",
     ),
     "service": (
         "identities_file", "anonymous_groups", "api_url", "api_key", "ui_dev_user_switch", "host", "port",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from answers.answer_cache import AnswerCache
 from answers.service import AnswerService, check_provider_names
 from ingest.jobs import IngestJobs
 from ingest.parser_pool import ParserPool
@@ -98,7 +99,13 @@ def assemble_runtime(
     """The services over an opened store and loaded models (build_runtime's second half; tests
     pass their own store, encoders and parser processes)."""
     search = SearchService(settings, store, dense, sparse, reranker)
-    answers = AnswerService(search, settings.answers)
+    cache = None
+    if settings.answer_cache_enabled:
+        cache = AnswerCache(
+            store, settings.collection, dense.encode_query, dense.dimension, settings.answer_cache_threshold,
+            settings.answer_cache_max_entries, settings.answer_cache_ttl_s,
+        )
+    answers = AnswerService(search, settings.answers, cache)
     # searches and the jobs share one lock where the store takes one request at a time
     ingest_jobs = IngestJobs(settings, store, dense, sparse, store_lock=search.read_lock, parser_pool=parser_pool)
     return Runtime(settings, identities, store, dense, sparse, reranker, search, answers, ingest_jobs)

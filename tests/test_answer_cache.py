@@ -34,7 +34,7 @@ def cached(ingester, encoders, tmp_path):
     (docs / "cairn-acl.yaml").write_text('rules:\n  - pattern: "hr/**"\n    groups: ["hr"]\n')
     assert not ingester.run(docs).failures
     dense, _ = encoders
-    cache = AnswerCache(ingester.store, ingester.settings.collection, dense.dimension, THRESHOLD, 100, 3600)
+    cache = AnswerCache(ingester.store, ingester.settings.collection, dense.encode_query, dense.dimension, THRESHOLD, 100, 3600)
     return ingester, docs, cache, dense
 
 
@@ -50,43 +50,98 @@ def _answer(ingester: Ingester, question: str, path: str) -> AnswerResponse:
 def test_a_paraphrase_hits_and_a_near_miss_does_not(cached):
     ingester, _, cache, dense = cached
     question = "What is the daily meal allowance abroad?"
-    cache.put(question, dense.encode_query(question), ("public",), "k", _answer(ingester, question, "travel.md"))
+    cache.put(question, ("public",), "k", _answer(ingester, question, "travel.md"))
     paraphrase = "What is the meal allowance per day when abroad?"
-    hit = cache.lookup(paraphrase, dense.encode_query(paraphrase), ("public",), "k")
+    hit = cache.lookup(paraphrase, ("public",), "k")
     assert hit is not None and hit[1].outcome == "hit" and hit[1].similarity >= THRESHOLD
     assert "60 euros" in hit[0].answer
     near = "What is the daily meal allowance at home?"
-    assert cache.lookup(near, dense.encode_query(near), ("public",), "k") is None
-    assert cache.lookup(question, dense.encode_query(question), ("public",), "other-options") is None
+    assert cache.lookup(near, ("public",), "k") is None
+    assert cache.lookup(question, ("public",), "other-options") is None
 
 
 def test_other_groups_never_get_the_answer(cached):
     ingester, _, cache, dense = cached
     question = "What does salary band C pay?"
-    vector = dense.encode_query(question)
-    cache.put(question, vector, ("hr", "public"), "k", _answer(ingester, question, "hr/bands.md"))
-    assert cache.lookup(question, vector, ("public",), "k") is None  # the public caller
-    assert cache.lookup(question, vector, ("finance", "public"), "k") is None  # other groups, same count
-    assert cache.lookup(question, vector, ("public", "hr"), "k") is not None  # the asker's groups, in any order
+    cache.put(question, ("hr", "public"), "k", _answer(ingester, question, "hr/bands.md"))
+    assert cache.lookup(question, ("public",), "k") is None  # the public caller
+    assert cache.lookup(question, ("finance", "public"), "k") is None  # other groups, same count
+    assert cache.lookup(question, ("public", "hr"), "k") is not None  # the asker's groups, in any order
 
 
 def test_an_edited_document_invalidates_the_answer(cached):
     ingester, docs, cache, dense = cached
     question = "What is the daily meal allowance abroad?"
-    vector = dense.encode_query(question)
-    cache.put(question, vector, ("public",), "k", _answer(ingester, question, "travel.md"))
+    cache.put(question, ("public",), "k", _answer(ingester, question, "travel.md"))
     (docs / "travel.md").write_text("# Travel\n\nThe daily meal allowance abroad is 75 euros per day.\n")
     assert not ingester.run(docs).failures
-    assert cache.lookup(question, vector, ("public",), "k") is None
+    assert cache.lookup(question, ("public",), "k") is None
     assert ingester.store.count(cache.name) == 0  # a stale answer is dropped for everyone
 
 
 def test_a_deleted_document_invalidates_too(cached):
     ingester, docs, cache, dense = cached
     question = "What is the daily meal allowance abroad?"
-    vector = dense.encode_query(question)
-    cache.put(question, vector, ("public",), "k", _answer(ingester, question, "travel.md"))
+    cache.put(question, ("public",), "k", _answer(ingester, question, "travel.md"))
     (docs / "travel.md").unlink()
     assert not ingester.run(docs).failures
-    assert cache.lookup(question, vector, ("public",), "k") is None
+    assert cache.lookup(question, ("public",), "k") is None
     shutil.rmtree(docs / "hr")
+
+
+# --- through the answer service: use, bypass, refresh ---------------------------------------
+
+
+@pytest.fixture()
+def cached_answers(answer_search, encoders, tmp_path):
+    from fixtures_answer import answer_settings
+
+    from answers.service import AnswerService
+
+    dense, _ = encoders
+    # a cache collection of its own per test: the index is shared by the module's tests
+    cache = AnswerCache(answer_search.store, answer_search.settings.collection, dense.encode_query, dense.dimension,
+                        THRESHOLD, 100, 3600)
+    cache.name = f"{cache.name}_{tmp_path.name}"
+    yield AnswerService(answer_search, answer_settings(llm_providers=["extractive"]).answers, cache)
+    cache.clear()
+
+
+def _final(answers, question: str, identity, **options):
+    from answers.schemas import AnswerRequest, FinalEvent
+
+    events = list(answers.stream(AnswerRequest(question=question, **options), identity))
+    return [e for e in events if isinstance(e, FinalEvent)][0].response
+
+
+def test_the_service_serves_a_paraphrase_from_the_cache_and_says_so(cached_answers):
+    from fixtures_retrieval import HR, PUBLIC
+
+    first = _final(cached_answers, "What is the daily meal allowance abroad?", PUBLIC)
+    assert first.cache.outcome == "miss"
+    again = _final(cached_answers, "What is the meal allowance per day when abroad?", PUBLIC)
+    assert again.cache.outcome == "hit" and again.cache.similarity >= THRESHOLD and again.cache.cached_at
+    assert again.answer == first.answer and again.question == "What is the meal allowance per day when abroad?"
+    assert _final(cached_answers, "What is the daily meal allowance abroad?", HR).cache.outcome == "miss"  # other groups
+
+
+def test_bypass_and_refresh(cached_answers):
+    from fixtures_retrieval import PUBLIC
+
+    question = "How many vacation days can be carried over?"
+    assert _final(cached_answers, question, PUBLIC, cache="bypass").cache.outcome == "bypass"
+    assert _final(cached_answers, question, PUBLIC).cache.outcome == "miss"  # bypass wrote nothing
+    assert _final(cached_answers, question, PUBLIC).cache.outcome == "hit"
+    assert _final(cached_answers, question, PUBLIC, cache="refresh").cache.outcome == "refresh"
+    assert _final(cached_answers, question, PUBLIC).cache.outcome == "hit"
+
+
+def test_a_follow_up_is_never_served_from_the_cache(cached_answers):
+    from fixtures_retrieval import PUBLIC
+
+    from answers.schemas import ChatTurn
+
+    question = "How many vacation days can be carried over?"
+    _final(cached_answers, question, PUBLIC)
+    history = [ChatTurn(role="user", content="Tell me about leave."), ChatTurn(role="assistant", content="Sure.")]
+    assert _final(cached_answers, question, PUBLIC, history=history).cache is None

@@ -22,6 +22,8 @@ class GenerationInput:
     question: str
     blocks: Sequence[ContextBlock]
     messages: list[ChatMessage] = field(default_factory=list)
+    # Provider name -> what its generation cost (prompt tokens, ...), for the answer's timings.
+    stats: dict[str, dict[str, float]] = field(default_factory=dict, compare=False)
 
 
 class AnswerProvider(Protocol):

@@ -10,10 +10,13 @@ stored in the GGUF file itself.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import importlib.util
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +32,75 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms import LLM, CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 
-from answers.providers.base import LLMProvider
+from answers.providers.base import GenerationInput, LLMProvider
 from retrieval.context import FunctionCounter, TokenCounter
 from retrieval.settings import AnswerSettings
+
+_SAVED_OPENINGS = 2  # the answer's and the follow-up rewriter's: at most ~115 MB each (Qwen, 4096 tokens)
+
+
+@dataclass
+class _Snapshot:
+    tokens: Any  # numpy array: the tokens whose KV cache ``data`` holds
+    data: Any  # ctypes buffer of llama.cpp's sequence state
+    size: int
+
+
+class OpeningCaches:
+    """llama.cpp reuses only the previous prompt's cache, and one context serves prompts with
+    different fixed openings (the answer's rules, the follow-up rewriter's): a rewrite between
+    two answers would make every follow-up's answer read its rules again. So, when a prompt
+    opens differently from the one before, the context's cache is put aside under the opening
+    it began with, and the cache last kept under the new prompt's opening is put back (a copy
+    of its KV cells: milliseconds, where reading the rules again takes seconds on a CPU)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self.saved: OrderedDict[str, _Snapshot] = OrderedDict()
+
+    def switch(self, llama: Any, opening: str) -> None:
+        if opening == self.current:
+            return
+        if self.current is not None and llama.n_tokens > 0:
+            self.saved[self.current] = self._save(llama)
+            self.saved.move_to_end(self.current)
+            while len(self.saved) > _SAVED_OPENINGS:
+                self.saved.popitem(last=False)
+        self.current = opening
+        if (snapshot := self.saved.get(opening)) is not None:
+            self._restore(llama, snapshot)
+
+    @staticmethod
+    def _save(llama: Any) -> _Snapshot:
+        import llama_cpp
+
+        size = llama_cpp.llama_state_seq_get_size(llama.ctx, 0)
+        data = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(llama.ctx, data, size, 0)
+        return _Snapshot(tokens=llama.input_ids[: llama.n_tokens].copy(), data=data, size=written)
+
+    @staticmethod
+    def _restore(llama: Any, snapshot: _Snapshot) -> None:
+        import llama_cpp
+
+        llama._ctx.kv_cache_clear()
+        if snapshot.size and llama_cpp.llama_state_seq_set_data(llama.ctx, snapshot.data, snapshot.size, 0):
+            llama.input_ids[: len(snapshot.tokens)] = snapshot.tokens
+            llama.n_tokens = len(snapshot.tokens)
+        else:  # not restored: the next prompt is read whole
+            llama.n_tokens = 0
+        llama._requires_eval = True  # the logits are not those of the restored tokens
+
+
+def _opening(messages: Sequence[dict[str, str]]) -> str:
+    return messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
 
 
 @dataclass
 class _LoadedModel:
     llama: Any  # llama_cpp.Llama
     lock: threading.Lock  # one generation at a time: a llama.cpp context is not thread-safe
+    openings: OpeningCaches = field(default_factory=OpeningCaches)
 
 
 _loaded: dict[tuple[str, int, int], _LoadedModel] = {}
@@ -55,6 +118,42 @@ def _close_models() -> None:
             if model.lock.acquire(timeout=2):
                 model.llama.close()
         _loaded.clear()
+
+
+def _perf(llama: Any) -> tuple[float, int, float, int]:
+    """llama.cpp's running counters for the context: prompt-eval ms and tokens (batches of
+    more than one token), decode ms and tokens (one at a time)."""
+    from llama_cpp import llama_perf_context
+
+    data = llama_perf_context(llama.ctx)
+    # llama.cpp reports a count of at least 1 (a divisor); with no time spent it was 0.
+    n_p_eval = data.n_p_eval if data.t_p_eval_ms > 0 else 0
+    n_eval = data.n_eval if data.t_eval_ms > 0 else 0
+    return data.t_p_eval_ms, n_p_eval, data.t_eval_ms, n_eval
+
+
+def generation_stats(
+    llama: Any, before: tuple[float, int, float, int], first_token_ms: float | None
+) -> dict[str, float]:
+    """What one completion cost, from llama.cpp's counters (``before``: `_perf` as it began).
+
+    Consecutive prompts share a Llama object, which keeps the longest common token prefix of
+    the previous prompt in its KV cache (the fixed system prompt first): only the rest is read.
+    Every generated token but the last is decoded once, and each decode adds one token to
+    ``n_tokens``, so the prompt held ``n_tokens - decoded`` tokens."""
+    p_ms, p_tokens, e_ms, e_tokens = (now - then for now, then in zip(_perf(llama), before, strict=True))
+    prompt_tokens = llama.n_tokens - e_tokens
+    stats = {
+        "prompt_tokens": float(prompt_tokens),
+        "prompt_tokens_cached": float(max(prompt_tokens - p_tokens, 0)),
+        "prompt_eval_ms": round(p_ms, 1),
+        "generated_tokens": float(e_tokens + 1 if first_token_ms is not None else 0),
+    }
+    if first_token_ms is not None:
+        stats["model_first_token_ms"] = round(first_token_ms, 1)
+    if e_tokens and e_ms > 0:
+        stats["tokens_per_s"] = round(e_tokens / (e_ms / 1000), 2)
+    return stats
 
 
 def load_model(path: Path, context_window: int, threads: int) -> _LoadedModel:
@@ -110,14 +209,19 @@ class LlamaCppLLM(CustomLLM):
 
         def generate() -> ChatResponseGen:
             with model.lock:
+                model.openings.switch(model.llama, _opening(payload))
+                started, before = time.perf_counter(), _perf(model.llama)
                 chunks = model.llama.create_chat_completion(
                     messages=payload, stream=True, **options
                 )
                 content = ""
+                first_token_ms: float | None = None
                 try:
                     for chunk in chunks:
                         delta = chunk["choices"][0].get("delta", {}).get("content") or ""
                         if delta:
+                            if first_token_ms is None:
+                                first_token_ms = (time.perf_counter() - started) * 1000
                             content += delta
                             yield ChatResponse(
                                 message=ChatMessage(role=MessageRole.ASSISTANT, content=content),
@@ -126,6 +230,12 @@ class LlamaCppLLM(CustomLLM):
                             )
                 finally:
                     chunks.close()  # stop llama.cpp at once when the reader gives up
+                # A last, empty piece carries what the completion cost (read by LocalProvider).
+                yield ChatResponse(
+                    message=ChatMessage(role=MessageRole.ASSISTANT, content=content),
+                    delta="",
+                    additional_kwargs={"generation": generation_stats(model.llama, before, first_token_ms)},
+                )
 
         return generate()
 
@@ -147,6 +257,7 @@ class LlamaCppLLM(CustomLLM):
 
         def generate() -> CompletionResponseGen:
             with model.lock:
+                model.openings.switch(model.llama, "")
                 chunks = model.llama.create_completion(prompt=prompt, stream=True, **options)
                 text = ""
                 try:
@@ -193,6 +304,14 @@ class LocalProvider(LLMProvider):
     def prepare(self) -> None:
         super().prepare()
         self.llm._model()  # map the GGUF file now: seconds that are not "waiting for a token"
+
+    def stream(self, request: GenerationInput) -> Iterator[str]:
+        """The answer's pieces; what the completion cost goes to ``request.stats["local"]``."""
+        for chunk in self.llm.stream_chat(request.messages, **self.stream_kwargs()):
+            if chunk.delta:
+                yield chunk.delta
+            elif "generation" in chunk.additional_kwargs:
+                request.stats[self.name] = chunk.additional_kwargs["generation"]
 
     def token_counter(self) -> TokenCounter:
         """The GGUF's own tokenizer (the model is mapped on first use, as for answering)."""

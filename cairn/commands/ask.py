@@ -74,6 +74,9 @@ def ask_command(
     api_key: str | None = typer.Option(
         None, "--api-key", envvar="CAIRN_API_KEY", help="answer as this key's user"
     ),
+    cache: str = typer.Option(
+        "use", "--cache", help="use (a cached answer to the same question), bypass, or refresh (answer anew)"
+    ),
 ) -> None:
     """A cited answer from your documents, streamed, with its sources."""
     from pydantic import ValidationError
@@ -89,7 +92,7 @@ def ask_command(
             top_k, mode, fusion, no_rerank, prefetch, token_budget, file_type, path_prefix, modified_after,
             modified_before, source,
         )
-        request = AnswerRequest(question=question, provider=provider, **options.model_dump())
+        request = AnswerRequest(question=question, provider=provider, cache=cache, **options.model_dump())
         check_provider_names([provider] if provider else [])  # an unknown provider fails before models load
     except opts.OptionsError as exc:
         raise fail(str(exc), ExitCode.USAGE) from None
@@ -138,6 +141,12 @@ def ask_command(
                 )
             elif isinstance(event, FinalEvent):
                 response = event.response
+                if response.cache is not None and response.cache.outcome == "hit":
+                    out.print(
+                        f"[dim](from the answer cache, answered {escape(response.cache.cached_at or '')}; "
+                        "`--cache refresh` asks anew)[/dim]"
+                    )
+                    sys.stdout.write(response.answer)
                 sys.stdout.write("\n")
                 _print_sources(response, out)
         if as_json and response is not None:
