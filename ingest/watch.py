@@ -119,6 +119,8 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in _CHANGES:
             return
+        if event.is_directory and event.event_type == EVENT_TYPE_MODIFIED:
+            return  # a folder's entries changed: the entry's own event says whether it matters
         self.watcher.changed(str(event.src_path))
         if event.event_type == EVENT_TYPE_MOVED:
             self.watcher.changed(str(event.dest_path))

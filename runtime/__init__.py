@@ -58,9 +58,12 @@ class Runtime:
         jobs, debounce = self.ingest_jobs, self.settings.watch_debounce_s
         for folder in self.settings.watch_sources if folders is None else folders:
             root = Path(folder).expanduser().resolve()
-            jobs.submit(root, kind="watch")  # a missing folder fails here, before anything is watched
+            if not root.is_dir():
+                raise NotADirectoryError(f"{root} is not a folder: fix the path or create it")
+            # watching starts first: a change made while the first sync runs gets a sync of its own
             watcher = FolderWatcher(root, lambda root=root: jobs.submit(root, kind="watch"), debounce)
             self._watchers.append(watcher.start())
+            jobs.submit(root, kind="watch")
 
     def close(self) -> None:
         for watcher in self._watchers:

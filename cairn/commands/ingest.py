@@ -118,10 +118,8 @@ def _refusals_as_usage(submit: Submit) -> Submit:
 
 def _run(submit: Submit, status_of: StatusOf, folder: Path, settings: Settings, as_json: bool, watch: bool, bar: bool) -> ExitCode:
     """The first sync; with ``watch``, one more after every burst of changes until Ctrl-C."""
-    first = follow(submit(), status_of, err, bar)
-    code = outcome(first, err, as_json)
-    if not watch or first.error is not None:
-        return code
+    if not watch:
+        return outcome(follow(submit(), status_of, err, bar), err, as_json)
 
     from ingest.watch import FolderWatcher
 
@@ -133,8 +131,13 @@ def _run(submit: Submit, status_of: StatusOf, folder: Path, settings: Settings, 
         except BaseException as exc:  # e.g. the service went away: the main thread reports it
             changes.put(exc)
 
-    followed = {first.id}
+    # watching starts before the first sync: a change made while it runs gets a sync of its own
     with FolderWatcher(folder, on_change, settings.watch_debounce_s):
+        first = follow(submit(), status_of, err, bar)
+        code = outcome(first, err, as_json)
+        if first.error is not None:
+            return code
+        followed = {first.id}
         if not as_json:
             err.print(f"Watching {folder} for changes (Ctrl-C stops).", highlight=False)
         try:
