@@ -33,6 +33,7 @@ from answers.schemas import (
 from retrieval.context import TokenCounter
 from retrieval.search_schemas import ContextBlock, ContextResponse, SearchRequest
 from retrieval.settings import AnswerSettings
+from retrieval.timing import elapsed_ms
 
 if TYPE_CHECKING:
     from retrieval.access import Identity
@@ -45,9 +46,6 @@ class ContextSource(Protocol):
         self, request: SearchRequest, identity: Identity, token_counter: TokenCounter | None = None
     ) -> ContextResponse: ...
 
-
-def _ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000, 1)
 
 
 def check_provider_names(names: Sequence[str]) -> None:
@@ -154,7 +152,7 @@ class AnswerService:
             if hit is not None:
                 cached, info = hit
                 yield ContextEvent(rewritten_query=cached.rewritten_query, context=cached.context, retrieval=None)
-                timings = {"cache_ms": _ms(started), "total_ms": _ms(started)}
+                timings = {"cache_ms": elapsed_ms(started), "total_ms": elapsed_ms(started)}
                 yield FinalEvent(
                     response=cached.model_copy(update={"question": request.question, "cache": info, "timings_ms": timings})
                 )
@@ -188,7 +186,7 @@ class AnswerService:
         step = time.perf_counter()
         rewritten = self._rewrite(llm, question, history)
         if rewritten is not None:
-            timings["rewrite_ms"] = _ms(step)
+            timings["rewrite_ms"] = elapsed_ms(step)
 
         step = time.perf_counter()
         search = SearchRequest(
@@ -196,7 +194,7 @@ class AnswerService:
             **request.retrieval_options().model_dump(),
         )
         context = self.search.context(search, identity, token_counter=llm.token_counter() if llm else None)
-        timings["retrieval_ms"] = _ms(step)
+        timings["retrieval_ms"] = elapsed_ms(step)
         for name, value in context.timings_ms.items():
             timings[f"search_{name}"] = value
 
@@ -239,14 +237,14 @@ class AnswerService:
         answer: ChainAnswer | None = None
         for event in chain.stream(request):
             if isinstance(event, TokenEvent):
-                first_token.setdefault(event.provider, _ms(started))
+                first_token.setdefault(event.provider, elapsed_ms(started))
                 yield event
             elif isinstance(event, ResetEvent):
                 yield event
             else:
                 answer = event
         assert answer is not None  # the chain ends with the extractive provider
-        timings["generation_ms"] = _ms(step)
+        timings["generation_ms"] = elapsed_ms(step)
         if answer.provider in first_token:
             timings["first_token_ms"] = first_token[answer.provider]
         # Where the provider can tell (the local model): prompt tokens read and reused from its
@@ -256,7 +254,7 @@ class AnswerService:
         extractive = not chain.providers[chain.names.index(answer.provider)].uses_llm
         attribute = self.settings.llm_attribute_uncited and not extractive
         text, citations, invalid = resolve_citations(answer.text, blocks, attribute=attribute)
-        timings["total_ms"] = _ms(started)
+        timings["total_ms"] = elapsed_ms(started)
         yield FinalEvent(
             response=AnswerResponse(
                 question=question,

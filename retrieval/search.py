@@ -11,6 +11,7 @@ from retrieval.index_schema import DOC_CHUNKS_KEY, Filter, FusionSpec, HybridQue
 from retrieval.search_schemas import Hit, StageScore, StageScores
 from retrieval.settings import FusionKind, Settings
 from retrieval.store.base import IndexStore
+from retrieval.timing import elapsed_ms
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
 
@@ -27,9 +28,6 @@ def fusion_spec(kind: FusionKind, settings: Settings) -> FusionSpec:
         return FusionSpec(kind="dbsf")
     return FusionSpec(kind="rrf", k=settings.rrf_k, weights=(settings.rrf_dense_weight, settings.rrf_sparse_weight))
 
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
 
 
 def hit_from_point(point: ScoredPoint, scores: StageScores) -> Hit:
@@ -96,7 +94,7 @@ class HybridSearcher:
         start = time.perf_counter()
         dense_vec = self.dense.encode_query(query) if mode in ("hybrid", "dense") else None
         sparse_vec = self.sparse.encode_query(query) if mode in ("hybrid", "sparse") else None
-        encode_ms = _ms(start)
+        encode_ms = elapsed_ms(start)
 
         # Each retriever must offer at least `limit` candidates, or a large top-k comes back short.
         prefetch = max(prefetch_limit or self.settings.prefetch_limit, limit)
@@ -113,5 +111,5 @@ class HybridSearcher:
         )
         start = time.perf_counter()
         result = self.store.hybrid_query(self.settings.collection, hybrid)
-        search_ms = _ms(start)
+        search_ms = elapsed_ms(start)
         return SearchOutcome(hits=hits_from_result(result, mode), timings_ms={"encode": encode_ms, "search": search_ms})

@@ -37,12 +37,10 @@ from retrieval.search_schemas import (
 )
 from retrieval.settings import Settings
 from retrieval.store import IndexStore, StoreError
+from retrieval.timing import elapsed_ms
 
 _BACKENDS = {"EdgeStore": "embedded", "ServerStore": "server"}
 
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
 
 
 @dataclass
@@ -110,14 +108,14 @@ class SearchService:
         else:
             hits = outcome.hits[:top_k]
             info = RerankInfo(reranker=self.reranker.name, applied=False, note="reranking turned off for this request")
-        timings = outcome.timings_ms | {"rerank": _ms(start) if info.applied else 0.0}
+        timings = outcome.timings_ms | {"rerank": elapsed_ms(start) if info.applied else 0.0}
         return _Ranked(hits=hits, rerank=info, filter=flt, timings_ms=timings)
 
     def search(self, request: SearchRequest, identity: Identity) -> SearchResponse:
         start = time.perf_counter()
         with self._lock:
             ranked = self._ranked(request, identity)
-        timings = ranked.timings_ms | {"assemble": 0.0, "total": _ms(start)}
+        timings = ranked.timings_ms | {"assemble": 0.0, "total": elapsed_ms(start)}
         return SearchResponse(query=request.query, hits=ranked.hits, rerank=ranked.rerank, timings_ms=timings)
 
     def context(
@@ -132,7 +130,7 @@ class SearchService:
             assembler = ContextAssembler(self.store, self.settings.collection, token_counter or self.token_counter)
             # Neighbour chunks are fetched through the same filter: access groups included.
             assembly = assembler.assemble(ranked.hits, ranked.filter, limits)
-        timings = ranked.timings_ms | {"assemble": _ms(assemble_start), "total": _ms(start)}
+        timings = ranked.timings_ms | {"assemble": elapsed_ms(assemble_start), "total": elapsed_ms(start)}
         return ContextResponse(
             query=request.query,
             hits=ranked.hits,
