@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.index_schema import DOC_CHUNKS_KEY, Filter, FusionSpec, HybridQuery, HybridResult, ScoredPoint
+from retrieval.index_schema import Filter, FusionSpec, HybridQuery, HybridResult, ScoredPoint
 from retrieval.search_schemas import Hit, StageScore, StageScores
 from retrieval.settings import FusionKind, Settings
 from retrieval.store.base import IndexStore
@@ -31,21 +31,8 @@ def fusion_spec(kind: FusionKind, settings: Settings) -> FusionSpec:
 
 
 def hit_from_point(point: ScoredPoint, scores: StageScores) -> Hit:
-    p = point.payload
-    return Hit(
-        id=point.id,
-        doc_id=p.get("doc_id", ""),
-        source=p.get("source", ""),
-        path=p.get("path", ""),
-        title=p.get("title", ""),
-        section=p.get("section", ""),
-        page=p.get("page"),
-        chunk_index=int(p.get("chunk_index", 0)),
-        file_type=p.get("file_type", ""),
-        text=p.get("text", ""),
-        scores=scores,
-        doc_chunks=p.get(DOC_CHUNKS_KEY) or 1,
-    )
+    """Validated from the stored payload: a field missing from the index fails loudly."""
+    return Hit.model_validate(point.payload | {"id": point.id, "scores": scores})
 
 
 def hits_from_result(result: HybridResult, mode: SearchMode) -> list[Hit]:
