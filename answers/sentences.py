@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from retrieval.words import words
+
 # Short function words carry no topic; without them overlap measures shared content.
 _STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being
@@ -15,7 +17,6 @@ _STOPWORDS = frozenset(
     under until up very was we were what when where which while who whom why will with would you
     your yours tell explain describe please give show find""".split()
 )
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # A sentence ends at . ! ? followed by space, or at a line break (headings, list items).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
 _CITATION_MARK = re.compile(r"\[\s*\d[\d\s,;\-–]*\]")
@@ -44,8 +45,7 @@ def key_terms(text: str) -> list[str]:
     """Lower-cased words of ``text`` that are not stopwords, once each, in order of appearance;
     citation marks excluded."""
     text = _CITATION_MARK.sub(" ", text)
-    words = (match.group(0).lower() for match in _WORD.finditer(text))
-    kept = (w for w in words if w not in _STOPWORDS and (len(w) > 1 or w.isdigit()))
+    kept = (w for w in words(text) if w not in _STOPWORDS and (len(w) > 1 or w.isdigit()))
     return list(dict.fromkeys(kept))
 
 

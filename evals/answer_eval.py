@@ -22,8 +22,8 @@ from answers.citations import cited_sentence_support, is_about_missing_sources
 from answers.schemas import AnswerRequest, ContextEvent, FinalEvent, TokenEvent
 from answers.sentences import split_sentences
 from evals.dataset import EvalSet, Query
+from retrieval.words import words
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 _MARK = re.compile(r"\[[^\]]{1,20}\]")
 
 
@@ -92,7 +92,7 @@ def sample_questions(evalset: EvalSet, n: int, seed: int) -> list[AnswerSample]:
 
 
 def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(_MARK.sub(" ", text).lower())
+    return words(_MARK.sub(" ", text))
 
 
 def token_f1(prediction: str, gold: str) -> float:

@@ -18,7 +18,6 @@ scattered over an unrelated chunk do not count as overlap.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 from ranx import Qrels, Run, evaluate
 
 from evals.dataset import EvalSet, Judgement
+from retrieval.words import words
 
 DOC_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 PASSAGE_METRIC = "passage_hit@{k}"
@@ -35,7 +35,6 @@ CONTEXT_METRIC = "context_recall"
 PASSAGE_OVERLAP = 0.5  # half of the smaller side: robust to extraction noise, not met by chance
 SHINGLE = 3
 
-_WORD = re.compile(r"[^\W_]+")  # letters and digits; underscores and punctuation split words
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def document_metrics(
 
 
 def word_tokens(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return words(text)
 
 
 def shingles(text: str) -> Counter:

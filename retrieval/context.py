@@ -12,15 +12,14 @@ rank-based and BM25/cosine scales differ, so without a reranker no absolute cut 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 from retrieval.index_schema import Filter, MatchAny, Range
 from retrieval.search_schemas import ContextBlock, DroppedHit, Hit
 from retrieval.store.base import IndexStore
+from retrieval.words import words
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _MIN_OVERLAP_CHARS = 12  # shorter "overlaps" between chunks are coincidences
 
 
@@ -49,7 +48,7 @@ class FunctionCounter:
 
 
 def word_set(text: str) -> frozenset[str]:
-    return frozenset(w.lower() for w in _WORD.findall(text))
+    return frozenset(words(text))
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
