@@ -37,6 +37,7 @@ from retrieval.store import StoreError
 
 if TYPE_CHECKING:  # imported when used: an HTTP-only page never loads torch
     from answers.service import AnswerService
+    from ingest.jobs import IngestJobs
     from retrieval.service import SearchService
 
 # AnswerRequest accepts at most 50 earlier turns; the last few carry a conversation's topic.
@@ -89,6 +90,8 @@ def _plain_store_errors() -> Iterator[None]:
 
 
 class InProcessClient:
+    ingest_jobs: IngestJobs | None = None  # this process's ingest jobs, when it holds the runtime
+
     def __init__(self, search: SearchService, answers: AnswerService, identities: Identities) -> None:
         self.search_service = search
         self.answers = answers
@@ -103,7 +106,10 @@ class InProcessClient:
             runtime = build_runtime(settings)  # an unknown provider fails before models load
         except (IdentitiesFileError, ValueError, StoreError) as exc:
             raise ClientError(str(exc)) from None
-        return cls(runtime.search, runtime.answers, runtime.identities)
+        client = cls(runtime.search, runtime.answers, runtime.identities)
+        client.ingest_jobs = runtime.ingest_jobs  # the documents panel's (administrators only)
+        runtime.announce("ui")  # `cairn ingest` then points to that panel instead of failing on the lock
+        return client
 
     @property
     def description(self) -> str:

@@ -10,6 +10,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from app.client import CairnClient, ClientError, InProcessClient
+from app.documents_panel import documents_panel
 from app.safe_markdown import as_markdown
 from retrieval.access import ANONYMOUS_USER, AuthError, Identity
 from retrieval.index_schema import parent_dirs
@@ -50,6 +51,7 @@ def render_sidebar(client: CairnClient, settings: Settings, client_key: str) -> 
             return None
         user = caller.user
         health, documents = index_status(client, client_key, user)
+        documents_panel(client, user)  # administrators: add, sync and remove documents
         filters = filter_controls(documents)
         options = retrieval_controls(settings, health).model_copy(update={"filters": filters})
         if st.button("Clear the conversation", key="clear"):
