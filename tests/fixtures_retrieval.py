@@ -226,6 +226,22 @@ def indexed(request, tmp_path_factory, encoders, corpus_dir, parser_pool):
     store.close()
 
 
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory, encoders, corpus_dir, parser_pool):
+    """An embedded index on disk, closed again so the CLI process can open it."""
+    from ingest.pipeline import IngestPipeline
+    from retrieval.store.edge import EdgeStore
+
+    data_dir = tmp_path_factory.mktemp("cli-index")
+    settings = retrieval_settings(data_dir)
+    store = EdgeStore(data_dir)
+    pipeline = IngestPipeline(settings, store, *encoders, parser_pool=parser_pool)
+    for source, root in corpus_dir.items():
+        assert not pipeline.run(root, source=source).failures
+    store.close()
+    return settings
+
+
 @pytest.fixture(scope="session")
 def service(indexed, encoders):
     from retrieval.rerank import NoReranker

@@ -10,25 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-from fixtures_retrieval import retrieval_settings
-
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def doctor_index(tmp_path_factory, encoders, corpus_dir, parser_pool):
-    from ingest.pipeline import IngestPipeline
-    from retrieval.store.edge import EdgeStore
-
-    data_dir = tmp_path_factory.mktemp("doctor-index")
-    settings = retrieval_settings(data_dir)
-    store = EdgeStore(data_dir)
-    pipeline = IngestPipeline(settings, store, *encoders, parser_pool=parser_pool)
-    for source, root in corpus_dir.items():
-        assert not pipeline.run(root, source=source).failures
-    store.close()
-    return settings
 
 
 def doctor(settings, **env) -> tuple[int, dict]:
@@ -44,8 +26,8 @@ def by_name(report: dict) -> dict[str, dict]:
     return {check["name"]: check for check in report["checks"]}
 
 
-def test_healthy_setup_passes_every_check(doctor_index):
-    code, report = doctor(doctor_index)
+def test_healthy_setup_passes_every_check(cli_index):
+    code, report = doctor(cli_index)
     checks = by_name(report)
     assert [c for c in report["checks"] if c["status"] != "ok"] == []
     assert code == 0 and report["ok"] is True
@@ -54,8 +36,8 @@ def test_healthy_setup_passes_every_check(doctor_index):
     assert checks["answer model"]["data"]["sha256"].startswith("cc324af0")
 
 
-def test_a_missing_model_file_fails_with_its_remedy(doctor_index, tmp_path):
-    code, report = doctor(doctor_index, CAIRN_LLM_MODEL_DIR=str(tmp_path / "no-models"))
+def test_a_missing_model_file_fails_with_its_remedy(cli_index, tmp_path):
+    code, report = doctor(cli_index, CAIRN_LLM_MODEL_DIR=str(tmp_path / "no-models"))
     checks = by_name(report)
     assert code == 1 and report["ok"] is False
     assert checks["answer model"]["status"] == "failed"
@@ -64,7 +46,7 @@ def test_a_missing_model_file_fails_with_its_remedy(doctor_index, tmp_path):
     assert checks["index"]["status"] == "ok"
 
 
-def test_an_index_held_by_another_process_names_it(doctor_index):
+def test_an_index_held_by_another_process_names_it(cli_index):
     holder_code = textwrap.dedent(
         """
         import sys, time
@@ -77,12 +59,12 @@ def test_an_index_held_by_another_process_names_it(doctor_index):
         """
     )
     holder = subprocess.Popen(
-        [sys.executable, "-c", holder_code, str(doctor_index.data_dir), doctor_index.collection],
+        [sys.executable, "-c", holder_code, str(cli_index.data_dir), cli_index.collection],
         cwd=REPO, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
-        code, report = doctor(doctor_index)
+        code, report = doctor(cli_index)
     finally:
         holder.kill()
         holder.wait()

@@ -17,22 +17,6 @@ from fixtures_retrieval import RESTRICTED_PATH, RESTRICTED_PHRASE, retrieval_set
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def cli_index(tmp_path_factory, encoders, corpus_dir, parser_pool):
-    """An embedded index on disk, closed again so the CLI process can open it."""
-    from ingest.pipeline import IngestPipeline
-    from retrieval.store.edge import EdgeStore
-
-    data_dir = tmp_path_factory.mktemp("cli-index")
-    settings = retrieval_settings(data_dir)
-    store = EdgeStore(data_dir)
-    pipeline = IngestPipeline(settings, store, *encoders, parser_pool=parser_pool)
-    for source, root in corpus_dir.items():
-        assert not pipeline.run(root, source=source).failures
-    store.close()
-    return settings
-
-
 def _env(settings, **extra) -> dict[str, str]:
     env = os.environ | {
         "CAIRN_DATA_DIR": str(settings.data_dir),
