@@ -1,6 +1,9 @@
 """Find the files under an ingested root: recursive, hidden entries skipped, every file that
 cannot be read reported instead of silently dropped.
 
+A name that is not valid UTF-8 (a file copied from an old Latin-1 share) is refused with its
+bytes shown escaped: the index keys and stores paths as UTF-8 text.
+
 Symlinks are never followed. Each file is indexed once, under its real path, so its access groups
 come from where it really lies (a link named ``a-mirror -> hr`` cannot re-label ``hr/``). A link
 whose target is inside the root is an alias of a file the walk reaches anyway and is passed over; a
@@ -28,6 +31,13 @@ SUPPORTED_TYPES = {
     ".eml": "eml",
     ".csv": "csv",
 }
+
+
+# A file listed, then gone when it was read: a move or a delete during the run.
+DISAPPEARED = (
+    "the file disappeared while it was being indexed (moved or deleted during the run): nothing to do if that "
+    "was meant; a moved file is indexed under its new name by the next run"
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,9 @@ def discover(root: Path, skip_names: frozenset[str] = frozenset()) -> tuple[list
         here = Path(dirpath)
         walk_into = []
         for name in sorted(d for d in dirnames if not d.startswith(".")):
-            if (here / name).is_symlink():
+            if not _is_utf8(name):
+                rejected.append(_bad_name(here / name, root, folder=True))
+            elif (here / name).is_symlink():
                 refusal = _check_link(here / name, root, skip_names)
                 if refusal is not None:
                     rejected.append(replace(refusal, folder=True))
@@ -72,6 +84,9 @@ def discover(root: Path, skip_names: frozenset[str] = frozenset()) -> tuple[list
             if name.startswith(".") or name in skip_names:
                 continue
             path = here / name
+            if not _is_utf8(name):
+                rejected.append(_bad_name(path, root))
+                continue
             if path.is_symlink():
                 refusal = _check_link(path, root, skip_names)
                 if refusal is not None:
@@ -80,6 +95,25 @@ def discover(root: Path, skip_names: frozenset[str] = frozenset()) -> tuple[list
             item = _inspect(path, _relative(path, root))
             (found if isinstance(item, FoundFile) else rejected).append(item)
     return found, rejected
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")  # os.walk turns undecodable bytes into lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_name(path: Path, root: Path, folder: bool = False) -> Rejected:
+    shown = os.fsencode(_relative(path, root)).decode("utf-8", "backslashreplace")
+    what = "folder" if folder else "file"
+    return Rejected(
+        shown,
+        f"the {what} name is not valid UTF-8 (its bytes are shown escaped), so it cannot be stored in the "
+        f"index; rename the {what} to UTF-8 (e.g. convmv -f latin1 -t utf8 --notest)",
+        folder=folder,
+    )
 
 
 def _check_link(link: Path, root: Path, skip_names: frozenset[str]) -> Rejected | None:
@@ -111,11 +145,17 @@ def _inspect(path: Path, rel: str) -> FoundFile | Rejected:
     file_type = SUPPORTED_TYPES.get(path.suffix.lower())
     if file_type is None:
         supported = ", ".join(sorted({s.lstrip(".") for s in SUPPORTED_TYPES}))
-        return Rejected(rel, f"unsupported file type '{path.suffix or '(none)'}' (supported: {supported})")
+        return Rejected(
+            rel,
+            f"unsupported file type '{path.suffix or '(none)'}' (supported: {supported}): convert it to one of "
+            "these to have it indexed, or leave it out of the folder",
+        )
     try:
         stat = path.stat()
+    except FileNotFoundError:
+        return Rejected(rel, DISAPPEARED)
     except OSError as exc:
-        return Rejected(rel, f"cannot read the file: {exc.strerror}")
+        return Rejected(rel, f"cannot read the file: {exc.strerror}; check its permissions")
     if not stat_mode.S_ISREG(stat.st_mode):  # reading a pipe or a device would hang or never end
         return Rejected(rel, "not a regular file (a pipe, socket or device): remove it from the folder")
     if not os.access(path, os.R_OK):

@@ -1,14 +1,19 @@
-"""Parse files in worker processes, ahead of the embedding, with a per-file timeout.
+"""Parse files in worker processes, ahead of the embedding, with a per-file timeout and a
+memory limit.
 
 A dispatcher thread keeps the workers busy while the main thread embeds the previous files,
 so both cores work. A parse that runs past the timeout is abandoned: its worker is killed and
-replaced, and the file is reported as failed. The run goes on.
+replaced, and the file is reported as failed. A parse that needs more memory than the limit
+(the worker's address space, RLIMIT_AS) fails the same way: the worker reports it and retires,
+or dies and is replaced. The run goes on.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import resource
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +37,15 @@ class ParseOutcome:
     error: str | None
 
 
-def _worker_main(conn: Connection) -> None:
+def memory_reason(memory_mb: int) -> str:
+    return (
+        f"parsing needed more than the {memory_mb} MB of memory a parser may use (CAIRN_PARSE_MEMORY_MB) "
+        "and was abandoned: the file is too large or expands too much to parse; split it, or raise "
+        "CAIRN_PARSE_MEMORY_MB"
+    )
+
+
+def _worker_main(conn: Connection, memory_mb: int = 0) -> None:
     from retrieval.process_env import configure_process_env
 
     configure_process_env()
@@ -40,6 +53,10 @@ def _worker_main(conn: Connection) -> None:
 
     from ingest.parsing import parse_file
 
+    if memory_mb:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
     conn.send(("ready", None))
     while True:
         try:
@@ -52,14 +69,20 @@ def _worker_main(conn: Connection) -> None:
             conn.send(("ok", parse_file(job.path, job.file_type)))
         except ParseError as exc:
             conn.send(("error", str(exc)))
+        except MemoryError:
+            # a library may be left half-way through an allocation: this process retires
+            conn.send(("retire", memory_reason(memory_mb)))
+            return
+        except RecursionError:
+            conn.send(("error", "the file is nested too deeply to parse (RecursionError); flatten or simplify it"))
         except Exception as exc:  # anything else still must not stop the run
             conn.send(("error", f"unexpected parser error ({type(exc).__name__}: {exc})"))
 
 
 class _Worker:
-    def __init__(self, context) -> None:
+    def __init__(self, context, memory_mb: int) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(child, memory_mb), daemon=True)
         self.process.start()
         child.close()
         self.job: ParseJob | None = None
@@ -86,13 +109,19 @@ class _Worker:
 
 
 class ParserPool:
-    def __init__(self, workers: int, timeout_s: float, read_ahead: int = 8) -> None:
+    def __init__(self, workers: int, timeout_s: float, read_ahead: int = 8, memory_mb: int = 0) -> None:
         self.workers = max(1, workers)
         self.timeout_s = timeout_s
         self.read_ahead = read_ahead
+        self.memory_mb = memory_mb  # each worker's address space; 0: no limit
         # spawn: the workers never inherit the parent's torch threads or open index
         self._context = mp.get_context("spawn")
         self._workers: list[_Worker] = []  # kept between runs: each start imports unstructured
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The parser processes now running (for measuring them)."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     def close(self) -> None:
         for worker in self._workers:
@@ -109,7 +138,8 @@ class ParserPool:
         """Outcomes in completion order; at most ``read_ahead`` parsed documents wait."""
         results: queue.Queue[ParseOutcome | None] = queue.Queue(maxsize=self.read_ahead)
         stop = threading.Event()
-        thread = threading.Thread(target=self._dispatch, args=(list(jobs), results, stop), daemon=True)
+        crashed: list[BaseException] = []  # the dispatcher's own failure, raised here
+        thread = threading.Thread(target=self._dispatch, args=(list(jobs), results, stop, crashed), daemon=True)
         thread.start()
         try:
             while (outcome := results.get()) is not None:
@@ -122,11 +152,13 @@ class ParserPool:
                 except queue.Empty:
                     pass
                 thread.join(0.1)
+        if crashed:  # files were left unparsed: the run must not look complete
+            raise crashed[0]
 
-    def _dispatch(self, pending: list[ParseJob], results: queue.Queue, stop: threading.Event) -> None:
+    def _dispatch(
+        self, pending: list[ParseJob], results: queue.Queue, stop: threading.Event, crashed: list[BaseException]
+    ) -> None:
         pending.reverse()  # pop() from the end keeps the given order
-        while pending and len(self._workers) < self.workers:
-            self._workers.append(_Worker(self._context))
         workers = self._workers
 
         def put(outcome: ParseOutcome) -> bool:
@@ -139,6 +171,8 @@ class ParserPool:
             return False
 
         try:
+            while pending and len(workers) < self.workers:
+                workers.append(self._start())
             if not pending:
                 return
             for worker in workers:
@@ -151,29 +185,40 @@ class ParserPool:
                     job = worker.job
                     try:
                         status, value = conn.recv()
-                    except (EOFError, OSError):  # the worker died (e.g. out of memory)
+                    except (EOFError, OSError):  # the worker died (e.g. killed for memory, a crash in C)
+                        died = self._death(worker)
                         self._replace(workers, worker)
                         if job is None:
-                            raise RuntimeError("a parser process could not start; see the error above")
-                        status, value = "error", "the parser process died while reading this file"
+                            raise RuntimeError(f"a parser process could not start ({died}); see the error above")
+                        status, value = "error", self._died_reason(died)
                         worker = workers[-1]
                     if status == "ready":
                         worker.ready = True
-                    else:
-                        worker.job = None
-                        if not put(ParseOutcome(job, value if status == "ok" else None, None if status == "ok" else value)):
-                            return
+                        if worker.job is None and pending:
+                            worker.submit(pending.pop())
+                        continue
+                    worker.job = None
+                    if status == "retire":  # it hit the memory limit: a fresh process takes over
+                        self._replace(workers, worker)
+                        worker = workers[-1]
+                    if not put(ParseOutcome(job, value if status == "ok" else None, None if status == "ok" else value)):
+                        return
                     if worker.ready and worker.job is None and pending:
                         worker.submit(pending.pop())
                 now = time.monotonic()
                 for worker in [w for w in workers if w.job and now - w.started > self.timeout_s]:
                     job = worker.job
                     self._replace(workers, worker)
-                    reason = f"parsing took longer than {self.timeout_s:g} s and was abandoned (CAIRN_PARSE_TIMEOUT_S)"
+                    reason = (
+                        f"parsing took longer than {self.timeout_s:g} s and was abandoned (CAIRN_PARSE_TIMEOUT_S): "
+                        "the file is very large or malformed; split it, or raise CAIRN_PARSE_TIMEOUT_S"
+                    )
                     if not put(ParseOutcome(job, None, reason)):
                         return
                 if not pending and not any(w.job for w in workers):
                     return
+        except BaseException as exc:
+            crashed.append(exc)
         finally:
             for worker in [w for w in workers if w.job]:  # stopped mid-file: not reusable
                 worker.kill()
@@ -186,7 +231,34 @@ class ParserPool:
                     if stop.is_set():
                         break
 
+    def _start(self) -> _Worker:
+        return _Worker(self._context, self.memory_mb)
+
     def _replace(self, workers: list[_Worker], worker: _Worker) -> None:
         worker.kill()
         workers.remove(worker)
-        workers.append(_Worker(self._context))
+        workers.append(self._start())
+
+    @staticmethod
+    def _death(worker: _Worker) -> str:
+        worker.process.join(2)
+        code = worker.process.exitcode
+        if code is None:
+            return "it stopped answering"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    def _died_reason(self, died: str) -> str:
+        if self.memory_mb:
+            memory = f"more than the {self.memory_mb} MB of memory a parser may use (CAIRN_PARSE_MEMORY_MB)"
+            remedy = "split it, or raise CAIRN_PARSE_MEMORY_MB"
+        else:
+            memory, remedy = "more memory than the machine could give", "split it"
+        return (
+            f"the parser process died while reading this file ({died}): the file is malformed or needs {memory}; "
+            f"check that it opens in its application, {remedy}"
+        )

@@ -17,9 +17,11 @@ exactly the index a clean run produces.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from pydantic import BaseModel
 
 from ingest.acl import AccessRules
 from ingest.chunking import Chunk, Chunker
-from ingest.discovery import FoundFile, discover
+from ingest.discovery import DISAPPEARED, FoundFile, discover
 from ingest.parser_pool import ParseJob, ParserPool
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.hashing import sha256_of_stream
@@ -47,7 +49,7 @@ from retrieval.index_schema import (
     parent_dirs,
 )
 from retrieval.settings import Settings
-from retrieval.store import IndexStore, check_dense_size
+from retrieval.store import IndexStore, StoreError, check_dense_size
 
 
 class FileCounts(BaseModel):
@@ -121,6 +123,41 @@ def file_hash(path: Path) -> str:
         return sha256_of_stream(handle)
 
 
+def _changed_since(item: FoundFile) -> str | None:
+    """Why a file just parsed must not be indexed as it was read: it moved or changed meanwhile."""
+    try:
+        now = os.stat(item.path, follow_symlinks=False)
+    except FileNotFoundError:
+        return DISAPPEARED
+    except OSError:
+        return None  # readable a moment ago; the parse result stands
+    if (now.st_size, now.st_mtime) != (item.size, item.mtime):
+        return (
+            "the file changed while it was being read (its size or modification time moved), so what was read may "
+            "be half-written and was not indexed; run the ingest again once nothing is writing to it"
+        )
+    return None
+
+
+class IndexFullError(StoreError):
+    """The disk holding the index is (nearly) full: the run stopped; what it had indexed is kept."""
+
+
+# The embedded engine writes through memory maps: a write to a mapped page the disk has no room
+# for kills the process (SIGBUS) instead of failing. Its files fill in steps of up to 32 MB (a
+# vector chunk, a WAL segment, a payload page), several at a time, so a run stops while 256 MB
+# is still free.
+MIN_FREE_MB = 256
+
+
+def _index_full(where: str, what: str) -> str:
+    return (
+        f"the disk holding the index ({where}) is full: {what}. The run stopped; files indexed so far are kept. "
+        "Free space on that disk (or move the index to a larger one), then run the ingest again: it goes on "
+        "where it stopped"
+    )
+
+
 def fingerprint_of(settings: Settings) -> str:
     blob = json.dumps(settings.ingest_fingerprint(), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -150,7 +187,9 @@ class IngestPipeline:
         )
         # a pool passed in is shared (and closed) by its owner
         self._owns_pool = parser_pool is None
-        self.parser_pool = parser_pool or ParserPool(settings.parse_workers, settings.parse_timeout_s)
+        self.parser_pool = parser_pool or ParserPool(
+            settings.parse_workers, settings.parse_timeout_s, memory_mb=settings.parse_memory_mb
+        )
         self.write_batch = settings.ingest_write_batch
 
     def close(self) -> None:
@@ -170,6 +209,7 @@ class IngestPipeline:
         root = Path(root).resolve()
         source = source or root.name
         progress = progress or _Silent()
+        self._check_space()
         self._ensure_collections()
 
         rules = AccessRules.for_root(root, self.settings.acl_file_name)
@@ -189,14 +229,17 @@ class IngestPipeline:
         max_bytes = self.settings.max_file_mb * 1024 * 1024
         for item in found:
             if item.size == 0:
-                fail(item.rel_path, "empty file")
+                fail(item.rel_path, "empty file (0 bytes): nothing to index; save it again with its content, or remove it")
                 continue
             if item.size > max_bytes:
                 limit = f"{self.settings.max_file_mb:g} MB limit (CAIRN_MAX_FILE_MB)"
-                fail(item.rel_path, f"file is {item.size / 1e6:.1f} MB, over the {limit}")
+                fail(item.rel_path, f"file is {item.size / 1e6:.1f} MB, over the {limit}: split it, or raise the limit")
                 continue
             try:
                 digest = file_hash(item.path)
+            except FileNotFoundError:
+                fail(item.rel_path, DISAPPEARED)
+                continue
             except OSError as exc:
                 fail(item.rel_path, f"cannot read the file: {exc.strerror}; check its permissions")
                 continue
@@ -218,8 +261,9 @@ class IngestPipeline:
         batch: list[tuple[_Pending, Chunk]] = []
         for outcome in self.parser_pool.parse(jobs):
             item, digest = by_path[outcome.job.key]
-            if outcome.error is not None:
-                fail(item.rel_path, outcome.error)
+            error = outcome.error if outcome.error is not None else _changed_since(item)
+            if error is not None:
+                fail(item.rel_path, error)
                 progress.file_done(item.rel_path, 0, failed=True)
                 continue
             document = outcome.document
@@ -266,6 +310,14 @@ class IngestPipeline:
         )
 
     # --- steps -----------------------------------------------------------------------
+    def _check_space(self) -> None:
+        data_dir = getattr(self.store, "data_dir", None)  # the embedded engine's folder
+        if data_dir is None:
+            return
+        free_mb = shutil.disk_usage(data_dir).free / (1024 * 1024)
+        if free_mb < MIN_FREE_MB:
+            raise IndexFullError(_index_full(str(data_dir), f"{free_mb:.0f} MB free, under the {MIN_FREE_MB} MB a run keeps free"))
+
     def _ensure_collections(self) -> None:
         check_dense_size(self.store, self.collection, self.dense.model_name, self.dense.dimension)
         if not self.store.collection_exists(self.collection):
@@ -286,7 +338,14 @@ class IngestPipeline:
             point_id = make_chunk_id(pending.doc_id, f"{pending.content_hash}:{self.fingerprint}", chunk.index)
             pending.chunk_ids.append(point_id)
             points.append(ChunkPoint(id=point_id, dense=dense_vec.tolist(), sparse=sparse_vec, payload=self._payload(pending, chunk, source)))
-        self.store.upsert_chunks(self.collection, points)
+        self._check_space()
+        try:
+            self.store.upsert_chunks(self.collection, points)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            where = str(getattr(self.store, "data_dir", None) or f"collection {self.collection}")
+            raise IndexFullError(_index_full(where, f"a write failed ({exc.strerror})")) from exc
         self.store.flush()  # the chunks are durable before any marker says so
 
         written_per_file = Counter(id(p) for p, _ in batch)

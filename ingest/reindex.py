@@ -133,7 +133,9 @@ class AliasReindexer:
         self.dense = dense
         self.sparse = sparse
         self._owns_pool = parser_pool is None
-        self.parser_pool = parser_pool or ParserPool(settings.parse_workers, settings.parse_timeout_s)
+        self.parser_pool = parser_pool or ParserPool(
+            settings.parse_workers, settings.parse_timeout_s, memory_mb=settings.parse_memory_mb
+        )
 
     def close(self) -> None:
         if self._owns_pool:
