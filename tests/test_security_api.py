@@ -367,3 +367,15 @@ def test_request_ids_are_not_taken_from_the_caller(service, identities):
     with TestClient(create_app(service, identities)) as client:
         response = client.get("/health", headers={"X-Request-ID": forged})
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+def test_a_body_that_is_not_json_text_says_so(service):
+    from fastapi.testclient import TestClient
+
+    from cairn.api.app import create_app
+    from retrieval.access import Identities
+
+    with TestClient(create_app(service, Identities.anonymous_only())) as client:
+        reply = client.post("/search", content=b"\xff\xfe{not json", headers={"content-type": "application/json"})
+    assert reply.status_code in (400, 422)
+    assert "JSON" in str(reply.json()["detail"]) and reply.json()["request_id"]

@@ -80,6 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if not is_body_allowed_for_status_code(exc.status_code):
             return Response(status_code=exc.status_code, headers=exc.headers)
         detail = exc.detail
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's own words
+            detail = "the request body is not JSON text (UTF-8): send a JSON object with Content-Type: application/json"
         if exc.status_code == 413:  # Starlette's body limit, as a chunked body is read
             limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
             detail = f"the request body is larger than the {limit} bytes this route accepts; send a smaller one"
