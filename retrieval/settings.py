@@ -58,9 +58,10 @@ class Settings(BaseSettings):
     max_file_mb: float = 50.0  # bigger files are reported and skipped
     parse_timeout_s: float = 120.0  # a parse running longer is abandoned, the run goes on
     # Address space (RLIMIT_AS) a parser process may hold; a parse that needs more is abandoned,
-    # the run goes on. The parsers' libraries (PDF: pdfminer, onnxruntime, torch) take ~2 GB of
-    # address space before a file is read, so 4 GB leaves ~2 GB for the file: enough for a
-    # 50 MB office file, not for a zip bomb or a million-cell sheet. 0: no limit.
+    # the run goes on. The parsers' libraries take ~2 GB of it before a file is read (once a PDF
+    # loaded pdfminer, onnxruntime and torch), so 4 GB leaves ~2 GB for the file: a million-cell
+    # sheet took 0.25 GB more; a DOCX inflating to 1 GB took 2.5 GB resident before it failed
+    # (such zips are refused before parsing now). 0: no limit.
     parse_memory_mb: int = Field(default=4096, ge=0)
     acl_file_name: str = "cairn-acl.yaml"
     parse_workers: int = Field(default=1, ge=1)  # one core parses while the other embeds
