@@ -123,6 +123,11 @@ class ParserPool:
         """The parser processes now running (for measuring them)."""
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
+    @property
+    def busy(self) -> dict[int, str]:
+        """Process id -> the key of the file it is parsing now."""
+        return {w.process.pid: w.job.key for w in list(self._workers) if w.job is not None and w.process.pid}
+
     def close(self) -> None:
         for worker in self._workers:
             worker.stop()

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -211,3 +212,56 @@ def test_a_run_on_a_full_disk_is_refused_before_it_writes(small_disk, tmp_path):
     done = run_child(small_disk / "index", folder)
     assert done.returncode == 3, f"rc={done.returncode}\n{done.stderr[-2000:]}"
     assert "is full: 1 MB free" in done.stdout
+
+
+# --- a parser process that dies, or cannot start -------------------------------------------------
+def test_a_parser_killed_mid_file_is_reported_and_the_run_goes_on(tmp_path, encoders):
+    """What the kernel's OOM killer does: the file is reported with the signal, the next one parsed."""
+    import signal
+    import threading
+
+    from ingest.parser_pool import ParserPool
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a-slow.txt").write_text("word " * 200_000)  # minutes of the text partitioner's sentence model
+    (root / "b-good.md").write_text("# Lockers\n\nLockers are emptied every Friday evening.\n")
+    with ParserPool(workers=1, timeout_s=120) as pool:
+        ingester = Ingester("edge", tmp_path / "index", encoders, pool)
+
+        def kill_when_busy():
+            deadline = time.monotonic() + 120
+            while "a-slow.txt" not in pool.busy.values() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            for pid, key in pool.busy.items():
+                if key == "a-slow.txt":
+                    os.kill(pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        try:
+            report = ingester.run(root)
+        finally:
+            killer.join()
+            ingester.close()
+    failed = {f.path: f.error for f in report.failures}
+    assert list(failed) == ["a-slow.txt"]
+    assert "the parser process died while reading this file (killed by SIGKILL)" in failed["a-slow.txt"]
+    assert "split it, or raise CAIRN_PARSE_MEMORY_MB" not in failed["a-slow.txt"]  # no limit was set
+    assert report.files.added == 1
+
+
+def test_a_parser_pool_that_cannot_start_a_worker_raises(tmp_path, monkeypatch):
+    """Before, the pool's thread died and the run ended as if every file had been parsed."""
+    from ingest import parser_pool
+    from ingest.parser_pool import ParseJob, ParserPool
+
+    def no_process(self, context, memory_mb):
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parser_pool._Worker, "__init__", no_process)
+    (tmp_path / "a.md").write_text("# A\n\nText.\n")
+    with ParserPool(workers=1, timeout_s=10) as pool:
+        with pytest.raises(OSError, match="Resource temporarily unavailable"):
+            list(pool.parse([ParseJob("a.md", str(tmp_path / "a.md"), "md")]))
