@@ -1,12 +1,12 @@
 """The conversation the page keeps in `st.session_state`: one `Turn` per question, filled from
-a client's event stream while the answer's tokens are shown."""
+a client's event stream while the answer is shown."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from answers.schemas import AnswerResponse, ChatTurn, ContextEvent, FinalEvent, ResetEvent, TokenEvent
+from answers.schemas import AnswerResponse, ChatTurn, ContextEvent, FinalEvent, ResetEvent
 from app.client import MAX_HISTORY_TURNS, ChatEvent
 from retrieval.search_schemas import ContextResponse
 
@@ -31,18 +31,14 @@ def history_of(turns: Sequence[Turn]) -> list[ChatTurn]:
     return history[-MAX_HISTORY_TURNS:]
 
 
-def stream_into(turn: Turn, events: Iterator[ChatEvent]) -> Iterator[str]:
-    """The answer's text as it is generated (for `st.write_stream`), filling ``turn`` from the
-    other events on the way."""
+def record(turn: Turn, events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
+    """Each event of a client's stream, passed on after what it says is kept in ``turn``."""
     for event in events:
-        if isinstance(event, TokenEvent):
-            yield event.text
-        elif isinstance(event, ResetEvent):
+        if isinstance(event, ResetEvent):
             turn.resets.append(f"{event.provider}: {event.error}")
-            # Text cannot be taken back mid-stream; the final answer replaces it when done.
-            yield f"\n\n*({event.provider} stopped mid-answer; the next provider answers.)*\n\n"
         elif isinstance(event, ContextEvent):
             turn.rewritten_query = event.rewritten_query
             turn.retrieval = event.retrieval
         elif isinstance(event, FinalEvent):
             turn.response = event.response
+        yield event

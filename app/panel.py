@@ -1,6 +1,6 @@
 """The retrieval panel of an answer: every candidate with its score and rank at each stage
 (dense, BM25, fused, rerank), whether it entered the context or why not, a chart of the
-scores, and the time each stage took."""
+scores, the time each stage took, and what the answer model's prompt cost."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _TIMED_STAGES = [
     ("search + fusion", "search", None),
     ("rerank", "rerank", None),
     ("assemble context", "assemble", None),
-    ("first token", None, "first_token_ms"),
+    ("first token at", None, "first_token_ms"),  # since the question was sent, not a stage
     ("generation", None, "generation_ms"),
     ("total", None, "total_ms"),
 ]
@@ -101,6 +101,27 @@ def stage_timings(retrieval: ContextResponse, answer_timings: dict[str, float]) 
     return timings
 
 
+def model_costs(answer_timings: dict[str, float]) -> str | None:
+    """The answer model's share of the wait, where its provider reports it (the local model):
+    prompt tokens reused from its cache and read, its own time to a first token, tokens/s."""
+    if "prompt_tokens" not in answer_timings:
+        return None
+    prompt = answer_timings["prompt_tokens"]
+    cached = answer_timings.get("prompt_tokens_cached", 0.0)
+    reading = f"{prompt - cached:,.0f} read"
+    if "prompt_eval_ms" in answer_timings:
+        reading += f" in {answer_timings['prompt_eval_ms']:,.0f} ms"
+    parts = [f"{prompt:,.0f} prompt tokens ({cached:,.0f} reused from its cache, {reading})"]
+    if "model_first_token_ms" in answer_timings:
+        parts.append(f"first token {answer_timings['model_first_token_ms']:,.0f} ms after the prompt was sent")
+    if answer_timings.get("generated_tokens"):
+        generated = f"{answer_timings['generated_tokens']:,.0f} tokens generated"
+        if "tokens_per_s" in answer_timings:
+            generated += f" at {answer_timings['tokens_per_s']:,.1f} tokens/s"
+        parts.append(generated)
+    return "Answer model: " + " · ".join(parts)
+
+
 def retrieval_panel(retrieval: ContextResponse, answer_timings: dict[str, float]) -> None:
     table = candidates_table(retrieval)
     kept = int(table["context"].str.startswith("in").sum()) if len(table) else 0
@@ -127,3 +148,5 @@ def retrieval_panel(retrieval: ContextResponse, answer_timings: dict[str, float]
             f"{retrieval.tokens_used} of {retrieval.token_budget} tokens · searched for: {searched}"
         )
         st.caption("Time per stage: " + " · ".join(f"{label} {ms:,.0f} ms" for label, ms in stage_timings(retrieval, answer_timings)))
+        if (costs := model_costs(answer_timings)) is not None:
+            st.caption(costs)

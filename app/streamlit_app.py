@@ -12,9 +12,9 @@ import logging  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from answers.schemas import AnswerRequest  # noqa: E402
-from app.chat import Turn, history_of, stream_into  # noqa: E402
+from app.chat import Turn, history_of, record  # noqa: E402
 from app.client import CairnClient, ClientError, client_from_settings  # noqa: E402
-from app.render import render_turn, stream_markdown  # noqa: E402
+from app.render import render_turn, stream_answer  # noqa: E402
 from app.safe_markdown import as_markdown  # noqa: E402
 from app.sidebar import AskSettings, render_sidebar  # noqa: E402
 from retrieval.settings import Settings  # noqa: E402
@@ -30,13 +30,13 @@ def load_client(settings_key: str) -> CairnClient:
 
 
 def answer(turn: Turn, client: CairnClient, ask: AskSettings, turns: list[Turn]) -> None:
-    """Stream the answer's tokens, then show the complete answer with its sources in their place."""
+    """The passages found as soon as retrieval is done, the answer's tokens above them as they
+    come, then the complete answer with its cited sources in their place."""
     placeholder = st.empty()
     try:
-        with placeholder.container(), st.spinner("Searching and writing the answer…"):
+        with placeholder.container():
             request = AnswerRequest(question=turn.question, history=history_of(turns), **ask.options.model_dump())
-            events = client.ask_stream(request, ask.user)
-            stream_markdown(stream_into(turn, events))
+            stream_answer(turn, record(turn, client.ask_stream(request, ask.user)), len(turns))
     except ClientError as exc:
         turn.error = str(exc)
     except Exception as exc:  # shown in plain words; the traceback goes to the terminal

@@ -132,6 +132,8 @@ class FakeLLMServer:
         self.mode = "ok"
         self.reply = ["Employees get 25 days ", "of annual leave [1]."]
         self.delay_s = 5.0
+        self.piece_delay_s = 0.0  # between two pieces of a reply (a model writing slowly)
+        self.sent_at: list[float] = []  # time.monotonic() as each piece left
         self.requests: list[dict] = []
         server = self
 
@@ -219,6 +221,9 @@ class FakeLLMServer:
             else:
                 write(self._cohere_event({"event_type": "text-generation", "text": piece}))
             handler.wfile.flush()
+            self.sent_at.append(time.monotonic())
+            if self.piece_delay_s:
+                time.sleep(self.piece_delay_s)
         if self.mode == "midstream":
             return
         if self.api == "openai":

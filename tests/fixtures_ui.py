@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,62 @@ def leak_server():
     server = LeakServer()
     yield server
     server.close()
+
+
+# --- `cairn ui` in a subprocess, for Chromium (tests/test_ui_sources_first.py) ---------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_ui(env: dict[str, str], folder: Path, timeout_s: float = 120) -> Iterator[str]:
+    """`cairn ui` with ``env`` (the checkout's packages first), run from ``folder``; yields its
+    address once it listens, stops it with Ctrl-C after, and prints its log (shown on failure)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    log = folder / "cairn-ui.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("cairn")), "ui", "--port", str(port)],
+            env=env | {"PYTHONPATH": str(REPO)}, cwd=folder, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert process.poll() is None, f"`cairn ui` exited early:\n{log.read_text()[-3000:]}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"`cairn ui` did not listen:\n{log.read_text()[-3000:]}"
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(log.read_text()[-3000:])
