@@ -75,9 +75,11 @@ def test_silent_local_model_times_out_and_recovers(smollm2_settings):
     assert response.provider == "extractive"
     assert response.fallbacks[0].provider == "local"
     assert "no output for 0.001 s" in response.fallbacks[0].error
-    # the abandoned generation stops and frees the model for the next question
-    _, again = _answer(smollm2_settings)
-    assert again.provider == "local"
+    # the abandoned generation stops and frees the model for the next question: it writes again
+    # (whether SmolLM2's nonsense then passes the citation check is not what this tests)
+    events, again = _answer(smollm2_settings)
+    assert any(e.type == "token" and e.provider == "local" for e in events)
+    assert again.provider == "local" or again.fallbacks[0].error.startswith("unsupported answer")
 
 
 def test_missing_model_file_names_the_path_and_the_fix(tmp_path):
