@@ -78,6 +78,7 @@ def render_turn(turn: Turn, index: int) -> None:
             rewriter = as_markdown(response.rewritten_by or "the service")
             st.caption(f"rewritten by {rewriter} from the conversation so far")
     st.markdown(as_markdown(response.answer))
+    cache_notice(response, index)
     provider_notice(response, turn.resets)
     if response.invalid_citations:
         st.warning(
@@ -87,6 +88,20 @@ def render_turn(turn: Turn, index: int) -> None:
     source_cards(response, index, turn.retrieval)
     if turn.retrieval is not None:
         retrieval_panel(turn.retrieval, response.timings_ms)
+
+
+def cache_notice(response: AnswerResponse, index: int) -> None:
+    """An answer served from the semantic cache says so and when it was written, with a button
+    that asks the question again (the page answers anew and replaces the cached answer)."""
+    cache = response.cache
+    if cache is None or cache.outcome != "hit":
+        return
+    when = as_markdown((cache.cached_at or "").replace("T", " ").replace("+00:00", " UTC"))
+    alike = f", to a question {cache.similarity:.0%} alike" if cache.similarity is not None else ""
+    st.info(f"**From the answer cache**: written {when}{alike}; the documents it cites are unchanged since.", icon="🗂️")
+    if st.button("Ask fresh", key=f"ask-fresh-{index}", help="Answer this question again from the documents"):
+        st.session_state["ask_fresh"] = index
+        st.rerun()
 
 
 def provider_notice(response: AnswerResponse, resets: list[str]) -> None:

@@ -29,13 +29,15 @@ def load_client(settings_key: str) -> CairnClient:
     return client_from_settings(Settings())
 
 
-def answer(turn: Turn, client: CairnClient, ask: AskSettings, turns: list[Turn]) -> None:
+def answer(turn: Turn, client: CairnClient, ask: AskSettings, turns: list[Turn], cache: str = "use") -> None:
     """The passages found as soon as retrieval is done, the answer's tokens above them as they
     come, then the complete answer with its cited sources in their place."""
     placeholder = st.empty()
     try:
         with placeholder.container():
-            request = AnswerRequest(question=turn.question, history=history_of(turns), **ask.options.model_dump())
+            request = AnswerRequest(
+                question=turn.question, history=history_of(turns), cache=cache, **ask.options.model_dump()
+            )
             stream_answer(turn, record(turn, client.ask_stream(request, ask.user)), len(turns))
     except ClientError as exc:
         turn.error = str(exc)
@@ -72,11 +74,16 @@ if not turns:
     with intro.container():
         st.markdown("#### Ask a question about your documents")
         st.caption("Answers cite their sources as [n]; open *Retrieval* under an answer to see why each source was chosen.")
+fresh = st.session_state.pop("ask_fresh", None)  # "Ask fresh" under a cached answer
 for index, turn in enumerate(turns):
     with st.chat_message("user"):
         st.markdown(as_markdown(turn.question))
     with st.chat_message("assistant"):
-        render_turn(turn, index)
+        if index == fresh:
+            turns[index] = turn = Turn(question=turn.question)
+            answer(turn, client, ask, turns[:index], cache="refresh")
+        else:
+            render_turn(turn, index)
 
 if question := st.chat_input("Ask a question about your documents"):
     intro.empty()

@@ -283,3 +283,20 @@ def test_a_bad_configuration_is_reported_instead_of_the_page(page, corpus_index)
     assert not at.exception
     assert "unknown answer provider 'gpt-9'" in at.error[0].value
     assert not at.chat_input  # nothing to ask until the configuration is fixed
+
+
+def test_a_cached_answer_says_so_and_asks_fresh_on_a_click(page, corpus_index):
+    at = page(corpus_index).run()
+    ask(at, VACATION_QUESTION)
+    first = at.session_state["turns"][0].response
+    assert first.cache.outcome == "miss" and not [i for i in answers(at)[0].info if "answer cache" in i.value]
+    at.button(key="clear").click().run()  # a new conversation (a follow-up is never served from the cache)
+    ask(at, VACATION_QUESTION)  # the same question again: served from the cache
+    second = at.session_state["turns"][0].response
+    assert second.cache.outcome == "hit" and second.answer == first.answer
+    notice = [i.value for i in answers(at)[0].info if "From the answer cache" in i.value]
+    assert notice and "UTC" in notice[0]
+    at.button(key="ask-fresh-0").click().run()
+    assert not at.exception
+    assert at.session_state["turns"][0].response.cache.outcome == "refresh"
+    assert not [i for i in answers(at)[0].info if "From the answer cache" in i.value]
