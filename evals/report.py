@@ -20,6 +20,9 @@ from evals.runner import ConfigResult, EvalRun
 from evals.significance import MAX_P
 
 REPORT_FILE, RESULTS_FILE, TUNING_FILE = "report.md", "results.json", "tuning.md"
+# Sections other runs write beside the report (`cairn eval --answers`, evals/cache_threshold.py),
+# included after it so report.md stays the one page to read.
+EXTRA_SECTIONS = ("answers.md", "cache_threshold.md")
 METRICS_CHART, WINS_CHART = "metrics.png", "wins_losses.png"
 KEY_PACKAGES = (
     "cairn",
@@ -225,7 +228,7 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown(run: EvalRun, command: str, charts: list[Path], tuning: str | None) -> str:
+def markdown(run: EvalRun, command: str, charts: list[Path], tuning: str | None, extras: list[str] = ()) -> str:
     headers, rows = table(run)
     passage = passage_metric(run)
     out = [
@@ -319,6 +322,8 @@ def markdown(run: EvalRun, command: str, charts: list[Path], tuning: str | None)
     ]
     if tuning:
         out += ["## Tuning", "", tuning.strip(), ""]
+    for extra in extras:
+        out += [extra.strip(), ""]
     return "\n".join(out)
 
 
@@ -332,7 +337,8 @@ def write_report(run: EvalRun, out_dir: Path, command: str) -> WrittenReport:
     tuning_file = out_dir / TUNING_FILE
     tuning = tuning_file.read_text(encoding="utf-8") if tuning_file.exists() else None
     report = out_dir / REPORT_FILE
-    report.write_text(markdown(run, command, charts, tuning), encoding="utf-8")
+    extras = [(out_dir / name).read_text(encoding="utf-8") for name in EXTRA_SECTIONS if (out_dir / name).exists()]
+    report.write_text(markdown(run, command, charts, tuning, extras), encoding="utf-8")
     results = out_dir / RESULTS_FILE
     results.write_text(json.dumps(results_document(run, command), indent=1, default=str), encoding="utf-8")
     return WrittenReport(report=report, results=results, charts=charts)
