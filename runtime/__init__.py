@@ -56,10 +56,15 @@ class Runtime:
         """Sync each folder now, then again after every burst of changes (CAIRN_WATCH_SOURCES by
         default; each is its own source, named after the folder)."""
         jobs, debounce = self.ingest_jobs, self.settings.watch_debounce_s
-        for folder in self.settings.watch_sources if folders is None else folders:
-            root = Path(folder).expanduser().resolve()
+        roots = [Path(f).expanduser().resolve() for f in (self.settings.watch_sources if folders is None else folders)]
+        names = [root.name for root in roots]
+        if len(set(names)) != len(names):  # one source per name: each sync would drop the other's files
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"watched folders share the name(s) {', '.join(twice)}: a source is named after its folder; rename one")
+        for root in roots:
             if not root.is_dir():
                 raise NotADirectoryError(f"{root} is not a folder: fix the path or create it")
+        for root in roots:
             # watching starts first: a change made while the first sync runs gets a sync of its own
             watcher = FolderWatcher(root, lambda root=root: jobs.submit(root, kind="watch"), debounce)
             self._watchers.append(watcher.start())
