@@ -113,6 +113,27 @@ def test_the_index_follows_create_edit_rename_and_delete(tmp_path, encoders, par
         runtime.close()
 
 
+def test_the_service_watches_its_configured_sources(tmp_path, encoders, parser_pool):
+    """CAIRN_WATCH_SOURCES, as `cairn serve` starts them (runtime.watch with no folders given)."""
+    handbook, other = tmp_path / "docs" / "handbook", tmp_path / "elsewhere" / "handbook"
+    write_policies(handbook, 1)
+    other.mkdir(parents=True)
+    runtime = live_runtime("edge", tmp_path, encoders, parser_pool, watch_sources=[handbook], watch_debounce_s=DEBOUNCE_S)
+    try:
+        with pytest.raises(ValueError, match="share the name"):
+            runtime.watch([handbook, other])
+        with pytest.raises(NotADirectoryError):
+            runtime.watch([tmp_path / "missing"])
+        runtime.watch()
+        wait_for(lambda: indexed_paths(runtime, "handbook") == {"policy-00.md"}, ONE_INGEST_S, what="the first sync")
+        (handbook / "policy-01.md").write_text(policy_text(1))
+        wait_for(lambda: indexed_paths(runtime, "handbook") == {"policy-00.md", "policy-01.md"},
+                 DEBOUNCE_S + ONE_INGEST_S, what="a new file indexed")  # fmt: skip
+        assert {j.kind for j in runtime.ingest_jobs.jobs()} == {"watch"}
+    finally:
+        runtime.close()
+
+
 # --- kill -9 the watcher mid-job, restart: the index equals a clean run --------------------------
 
 # A watcher over a folder, as `cairn serve` or `cairn ingest --watch` runs it, in a child process
