@@ -127,7 +127,10 @@ _BINARY = (
     "binary content in a text file (wrong extension?): it holds NUL bytes and is not UTF-8 text; "
     "rename it to its real type, or remove it from the folder"
 )
-_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+# UTF-32 first: its little-endian mark starts like UTF-16's
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")
+)
 
 
 def read_text(file: Path) -> str:
@@ -317,7 +320,8 @@ def _reattach_messages(part, depth: int = 0) -> bool:
             _reattach_messages(inner, depth + 1)
             name = child.get_filename() or f"forwarded-{depth + 1}.eml"
             child.set_content(
-                inner.as_bytes(), maintype="application", subtype="octet-stream", disposition="attachment", filename=name
+                inner.as_bytes(), maintype="application", subtype="octet-stream", disposition="attachment",
+                filename=name,
             )
         elif child.is_multipart():
             changed = _reattach_messages(child, depth) or changed

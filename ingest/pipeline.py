@@ -123,6 +123,9 @@ def file_hash(path: Path) -> str:
         return sha256_of_stream(handle)
 
 
+EMPTY = "empty file (0 bytes): nothing to index; save it again with its content, or remove it"
+
+
 def _changed_since(item: FoundFile) -> str | None:
     """Why a file just parsed must not be indexed as it was read: it moved or changed meanwhile."""
     try:
@@ -229,7 +232,7 @@ class IngestPipeline:
         max_bytes = self.settings.max_file_mb * 1024 * 1024
         for item in found:
             if item.size == 0:
-                fail(item.rel_path, "empty file (0 bytes): nothing to index; save it again with its content, or remove it")
+                fail(item.rel_path, EMPTY)
                 continue
             if item.size > max_bytes:
                 limit = f"{self.settings.max_file_mb:g} MB limit (CAIRN_MAX_FILE_MB)"
@@ -316,7 +319,8 @@ class IngestPipeline:
             return
         free_mb = shutil.disk_usage(data_dir).free / (1024 * 1024)
         if free_mb < MIN_FREE_MB:
-            raise IndexFullError(_index_full(str(data_dir), f"{free_mb:.0f} MB free, under the {MIN_FREE_MB} MB a run keeps free"))
+            what = f"{free_mb:.0f} MB free, under the {MIN_FREE_MB} MB a run keeps free"
+            raise IndexFullError(_index_full(str(data_dir), what))
 
     def _ensure_collections(self) -> None:
         check_dense_size(self.store, self.collection, self.dense.model_name, self.dense.dimension)

@@ -43,7 +43,8 @@ def snapshot(store, collection: str = "docs") -> tuple[dict, dict]:
     """Chunks and file records by id (without the time a record was written)."""
     chunks = {p.id: p.payload for p in store.scroll(collection)}
     records = {
-        p.id: {k: v for k, v in p.payload.items() if k != "indexed_at"} for p in store.scroll(files_collection(collection))
+        p.id: {k: v for k, v in p.payload.items() if k != "indexed_at"}
+        for p in store.scroll(files_collection(collection))
     }
     return chunks, records
 
@@ -67,7 +68,9 @@ def clean_run(kind: str, folder: Path, data_dir: Path, encoders, parser_pool) ->
 
 # --- a write that fails for space, injected at the store, both backends -----------------------
 @pytest.mark.parametrize("kind", ["edge", "server"])
-def test_a_write_failing_for_space_stops_the_run_and_a_rerun_completes(kind, tmp_path, encoders, parser_pool, monkeypatch):
+def test_a_write_failing_for_space_stops_the_run_and_a_rerun_completes(
+    kind, tmp_path, encoders, parser_pool, monkeypatch
+):
     folder = make_corpus(tmp_path / "docs", 0, 4)
     ingester = Ingester(kind, tmp_path / "index", encoders, parser_pool=parser_pool)
     try:
@@ -85,7 +88,10 @@ def test_a_write_failing_for_space_stops_the_run_and_a_rerun_completes(kind, tmp
             written.extend(points)
 
         monkeypatch.setattr(ingester.store, "upsert_chunks", upsert_until_full)
-        with pytest.raises(IndexFullError, match=r"is full: a write failed \(No space left on device\).*files indexed so far are kept.*run the ingest again"):
+        with pytest.raises(
+            IndexFullError,
+            match=r"is full: a write failed \(No space left on device\).*indexed so far are kept.*run the ingest again",
+        ):
             ingester.run(folder)
         stopped = snapshot(ingester.store)
         assert_kept(first, stopped)
@@ -125,7 +131,8 @@ CHILD = textwrap.dedent(
     from retrieval.settings import DEFAULT_EMBEDDING_MODEL
 
     data_dir, folder = sys.argv[1:3]
-    ingester = Ingester("edge", Path(data_dir), (DenseEncoder(DEFAULT_EMBEDDING_MODEL), SparseEncoder()), ingest_write_batch=6)
+    encoders = (DenseEncoder(DEFAULT_EMBEDDING_MODEL), SparseEncoder())
+    ingester = Ingester("edge", Path(data_dir), encoders, ingest_write_batch=6)
     try:
         report = ingester.run(Path(folder))
         print("added", report.files.added, "failed", report.files.failed, flush=True)
@@ -174,7 +181,9 @@ def fill(disk: Path, leave_mb: float) -> Path:
     return ballast
 
 
-def test_the_disk_filling_during_a_run_stops_it_cleanly_and_a_rerun_completes(small_disk, tmp_path, encoders, parser_pool):
+def test_the_disk_filling_during_a_run_stops_it_cleanly_and_a_rerun_completes(
+    small_disk, tmp_path, encoders, parser_pool
+):
     index, folder = small_disk / "index", make_corpus(tmp_path / "docs", 0, 6)
     done = run_child(index, folder)
     assert done.returncode == 0, done.stderr[-2000:]
