@@ -48,9 +48,13 @@ def documents_panel(client: CairnClient, user: str | None) -> None:
     with st.expander("Add documents", expanded=False):
         _upload_form(jobs, client.identities)
     sync_column, view_column = st.columns(2)
-    if sync_column.button("Sync now", key="docs_sync", help="Index new and changed files of every source, drop deleted ones"):
+    if sync_column.button(
+        "Sync now", key="docs_sync", help="Index new and changed files of every source, drop deleted ones"
+    ):
         queued = jobs.sync()
-        st.session_state["docs_notice"] = f"Sync of {len(queued)} source(s) queued." if queued else "No source to sync yet."
+        st.session_state["docs_notice"] = (
+            f"Sync of {len(queued)} source(s) queued." if queued else "No source to sync yet."
+        )
         st.rerun()
     if view_column.button("Manage documents", key="docs_view"):
         _documents_view(jobs)

@@ -31,7 +31,14 @@ from watchdog.observers import Observer
 log = logging.getLogger("cairn.ingest.watch")
 
 _CHANGES = frozenset(
-    {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED, EVENT_TYPE_ATTRIB}
+    {
+        EVENT_TYPE_CREATED,
+        EVENT_TYPE_MODIFIED,
+        EVENT_TYPE_MOVED,
+        EVENT_TYPE_DELETED,
+        EVENT_TYPE_CLOSED,
+        EVENT_TYPE_ATTRIB,
+    }
 )
 
 

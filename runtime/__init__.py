@@ -60,7 +60,9 @@ class Runtime:
         names = [root.name for root in roots]
         if len(set(names)) != len(names):  # one source per name: each sync would drop the other's files
             twice = sorted({n for n in names if names.count(n) > 1})
-            raise ValueError(f"watched folders share the name(s) {', '.join(twice)}: a source is named after its folder; rename one")
+            raise ValueError(
+                f"watched folders share the name(s) {', '.join(twice)}: a source is named after its folder; rename one"
+            )
         for root in roots:
             if not root.is_dir():
                 raise NotADirectoryError(f"{root} is not a folder: fix the path or create it")

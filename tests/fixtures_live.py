@@ -82,7 +82,9 @@ def policy_text(i: int, sections: int = 3, sentences: int = 12, word: str = "cla
     topic = TOPICS[i % len(TOPICS)]
     body = "\n\n".join(
         f"## Part {j}\n\n"
-        + " ".join(f"Policy {i} on the {topic} {word} {j} sentence {k} explains rule {i * j + k}." for k in range(sentences))
+        + " ".join(
+            f"Policy {i} on the {topic} {word} {j} sentence {k} explains rule {i * j + k}." for k in range(sentences)
+        )
         for j in range(sections)
     )
     return f"# Policy {i}: {topic}\n\n{body}\n"

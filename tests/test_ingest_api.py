@@ -10,17 +10,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from fixtures_live import (  # noqa: F401  (fixtures)
+from fixtures_live import (
     ADMIN_KEY,
     HR_KEY,
     STAFF_KEY,
-    live,
     wait_for,
     write_policies,
 )
@@ -96,7 +94,11 @@ def test_an_upload_goes_to_its_source_folder_under_its_groups(client, tmp_path):
     assert _paths(client, "Osprey programme budget", {"X-API-Key": STAFF_KEY}) == []  # public only
     assert _paths(client, "Osprey programme budget") == []  # anonymous
 
-    doc_id = next(d["doc_id"] for d in client.get("/ingest/documents", headers=ADMIN).json()["documents"] if d["path"] == "osprey.md")
+    doc_id = next(
+        d["doc_id"]
+        for d in client.get("/ingest/documents", headers=ADMIN).json()["documents"]
+        if d["path"] == "osprey.md"
+    )
     deleted = client.delete(f"/documents/{doc_id}", headers=ADMIN).json()
     assert deleted["file_removed"] is True and not (tmp_path / "uploads" / "hr-inbox" / "osprey.md").exists()
     assert "osprey.md" not in _paths(client, "Osprey programme budget", {"X-API-Key": HR_KEY})
@@ -145,7 +147,12 @@ def test_refusals_say_what_to_do(client, tmp_path):
         assert response.status_code == status, response.text
         assert message in json.dumps(response.json()["detail"])
     for data, files, status, message in [
-        ({"source": "inbox"}, [("files", ("../../evil.exe", b"x", "application/octet-stream"))], 422, "unsupported file type"),
+        (
+            {"source": "inbox"},
+            [("files", ("../../evil.exe", b"x", "application/octet-stream"))],
+            422,
+            "unsupported file type",
+        ),
         ({"source": "../up"}, [("files", ("a.md", b"x", "text/markdown"))], 422, "not a source name"),
         ({}, [("files", ("a.md", b"x", "text/markdown"))], 422, "source"),
         ({"source": "inbox"}, [], 422, "no files"),
@@ -153,7 +160,8 @@ def test_refusals_say_what_to_do(client, tmp_path):
         response = client.post("/ingest", data=data, files=files or None, headers=ADMIN)
         if not files:  # an empty multipart body needs its content type spelled out
             response = client.post(
-                "/ingest", content=b"--b\r\nContent-Disposition: form-data; name=\"source\"\r\n\r\ninbox\r\n--b--\r\n",
+                "/ingest",
+                content=b'--b\r\nContent-Disposition: form-data; name="source"\r\n\r\ninbox\r\n--b--\r\n',
                 headers=ADMIN | {"Content-Type": "multipart/form-data; boundary=b"},
             )
         assert response.status_code == status, response.text
@@ -205,15 +213,19 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         f"  - {{user: sam, api_key: {STAFF_KEY}, groups: [public]}}\n"
     )
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "QDRANT_", "COHERE_"))}
-    return keep | {
-        "CAIRN_DATA_DIR": str(tmp_path / "index"),
-        "CAIRN_UPLOAD_DIR": str(tmp_path / "uploads"),
-        "CAIRN_COLLECTION": "live",
-        "CAIRN_RERANKER": "none",
-        "CAIRN_LLM_PROVIDERS": '["extractive"]',
-        "CAIRN_IDENTITIES_FILE": str(identities),
-        "CAIRN_INGEST_ROOTS": str(tmp_path / "docs"),
-    } | extra
+    return (
+        keep
+        | {
+            "CAIRN_DATA_DIR": str(tmp_path / "index"),
+            "CAIRN_UPLOAD_DIR": str(tmp_path / "uploads"),
+            "CAIRN_COLLECTION": "live",
+            "CAIRN_RERANKER": "none",
+            "CAIRN_LLM_PROVIDERS": '["extractive"]',
+            "CAIRN_IDENTITIES_FILE": str(identities),
+            "CAIRN_INGEST_ROOTS": str(tmp_path / "docs"),
+        }
+        | extra
+    )
 
 
 def _cairn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -236,6 +248,7 @@ def test_cairn_ingest_hands_its_job_to_the_running_cairn_serve(tmp_path):
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
+
         def up():
             assert server.poll() is None, server.stdout.read()
             try:

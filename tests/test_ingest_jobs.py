@@ -8,11 +8,10 @@ import threading
 import time
 
 import pytest
-from fixtures_live import (  # noqa: F401  (fixtures)
+from fixtures_live import (
     HR,
     PUBLIC,
     indexed_paths,
-    live,
     live_runtime,
     wait_for,
     write_policies,
@@ -70,7 +69,9 @@ def test_failures_are_named_and_a_job_that_cannot_run_says_why(live, tmp_path):
     write_policies(bad_acl, 1)
     (bad_acl / "cairn-acl.yaml").write_text("rules: [{pattern: '**'}]\n")
     failed = live.ingest_jobs.wait(live.ingest_jobs.submit(bad_acl).id, timeout=300)
-    assert failed.state == JobState.failed and failed.error.kind == "settings" and "cairn-acl.yaml" in failed.error.message
+    assert (
+        failed.state == JobState.failed and failed.error.kind == "settings" and "cairn-acl.yaml" in failed.error.message
+    )
 
     with pytest.raises(NotADirectoryError, match="is not a folder"):
         live.ingest_jobs.submit(tmp_path / "docs" / "missing")

@@ -48,7 +48,9 @@ def test_sync_now_runs_a_job_in_the_page_process(page, corpus_index, corpus_dir,
     assert "No source to sync yet." in _sidebar_text(at)  # built outside the page: no source known
 
     # as a job of this page (an upload, a sync) would have recorded it
-    SourceRegistry(registry_path(corpus_index, "cairn")).put(SourceEntry(name="company", root=str(corpus_dir["company"])))
+    SourceRegistry(registry_path(corpus_index, "cairn")).put(
+        SourceEntry(name="company", root=str(corpus_dir["company"]))
+    )
     next(b for b in at.sidebar.button if b.key == "docs_sync").click().run()
     assert "Sync of 1 source(s) queued." in _sidebar_text(at)
     deadline = time.monotonic() + 300

@@ -118,7 +118,9 @@ def test_the_service_watches_its_configured_sources(tmp_path, encoders, parser_p
     handbook, other = tmp_path / "docs" / "handbook", tmp_path / "elsewhere" / "handbook"
     write_policies(handbook, 1)
     other.mkdir(parents=True)
-    runtime = live_runtime("edge", tmp_path, encoders, parser_pool, watch_sources=[handbook], watch_debounce_s=DEBOUNCE_S)
+    runtime = live_runtime(
+        "edge", tmp_path, encoders, parser_pool, watch_sources=[handbook], watch_debounce_s=DEBOUNCE_S
+    )
     try:
         with pytest.raises(ValueError, match="share the name"):
             runtime.watch([handbook, other])

@@ -147,7 +147,9 @@ async def _upload(request: Request, jobs: IngestJobs) -> IngestJobStatus | JSONR
     async with request.form(max_files=_MAX_UPLOAD_FILES) as form:
         source = form.get("source")
         if not isinstance(source, str) or not source.strip():
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name the source the files go to: a 'source' field")
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "name the source the files go to: a 'source' field"
+            )
         files = [f for f in form.getlist("files") if not isinstance(f, str)]
         groups = [g.strip() for value in form.getlist("groups") if isinstance(value, str) for g in value.split(",")]
         uploads = [(f.filename or "", f.file) for f in files]
@@ -168,7 +170,9 @@ def list_jobs(admin: AdminDep, jobs: JobsDep) -> IngestJobsResponse:
     return IngestJobsResponse(jobs=jobs.jobs())
 
 
-@router.get("/ingest/jobs/{job_id}", response_model=IngestJobStatus, responses=_ERRORS | {404: {"description": "no such job"}})
+@router.get(
+    "/ingest/jobs/{job_id}", response_model=IngestJobStatus, responses=_ERRORS | {404: {"description": "no such job"}}
+)
 def get_job(job_id: str, admin: AdminDep, jobs: JobsDep) -> IngestJobStatus:
     """A job's state, files done and failed, chunks, rate and ETA; its failures with their reasons once done."""
     job = jobs.get(job_id)

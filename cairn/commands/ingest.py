@@ -28,10 +28,19 @@ def ingest(
     source: str = typer.Option(None, help="Name of this source (default: the folder's name)."),
     collection: str = typer.Option(None, help="Collection to write (default: CAIRN_COLLECTION)."),
     no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents that are gone from the folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (a line per sync with --watch) instead of the progress bar and table."),
-    watch: bool = typer.Option(False, "--watch", help="Keep syncing as files appear, change, move or disappear (Ctrl-C stops)."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print one JSON object (a line per sync with --watch) instead of the progress bar and table.",
+    ),
+    watch: bool = typer.Option(
+        False, "--watch", help="Keep syncing as files appear, change, move or disappear (Ctrl-C stops)."
+    ),
     api_key: Optional[str] = typer.Option(
-        None, "--api-key", envvar="CAIRN_API_KEY", help="An administrator's key, when a running `cairn serve` takes the job."
+        None,
+        "--api-key",
+        envvar="CAIRN_API_KEY",
+        help="An administrator's key, when a running `cairn serve` takes the job.",
     ),
 ) -> None:
     """Index a folder: new and changed files are parsed and embedded, unchanged ones skipped,
@@ -98,7 +107,15 @@ def _in_the_server(settings, holder, folder, source, delete_missing, as_json, wa
     if not as_json:
         err.print(f"The index is held by {remote.where}: the job runs there.", highlight=False)
     try:
-        code = _run(lambda: remote.submit_folder(folder, source, delete_missing), remote.status, folder, settings, as_json, watch, bar)
+        code = _run(
+            lambda: remote.submit_folder(folder, source, delete_missing),
+            remote.status,
+            folder,
+            settings,
+            as_json,
+            watch,
+            bar,
+        )
     except RemoteError as exc:
         raise fail(str(exc), exc.code) from None
     finally:
@@ -116,7 +133,9 @@ def _refusals_as_usage(submit: Submit) -> Submit:
     return checked
 
 
-def _run(submit: Submit, status_of: StatusOf, folder: Path, settings: Settings, as_json: bool, watch: bool, bar: bool) -> ExitCode:
+def _run(
+    submit: Submit, status_of: StatusOf, folder: Path, settings: Settings, as_json: bool, watch: bool, bar: bool
+) -> ExitCode:
     """The first sync; with ``watch``, one more after every burst of changes until Ctrl-C."""
     if not watch:
         return outcome(follow(submit(), status_of, err, bar), err, as_json)

@@ -45,7 +45,11 @@ def follow(job: IngestJobStatus, status_of: StatusOf, err: Console, bar: bool, p
             else:
                 description = f"indexing ({(job.files_total or 0) - job.files_to_index} unchanged)"
             progress.update(
-                task, description=description, total=job.files_to_index, completed=job.files_done, chunks=job.chunks_written
+                task,
+                description=description,
+                total=job.files_to_index,
+                completed=job.files_done,
+                chunks=job.chunks_written,
             )
             if job.finished:
                 return job
@@ -75,7 +79,8 @@ def print_summary(report: IngestReport) -> None:
     f = report.files
     table.add_row(*(str(v) for v in (f.added, f.updated, f.unchanged, f.deleted, f.failed)))
     out.print(table)
-    out.print(f"chunks: {report.chunks.written} written, {report.chunks.deleted} deleted, {report.chunks.total} in the collection")
+    chunks = report.chunks
+    out.print(f"chunks: {chunks.written} written, {chunks.deleted} deleted, {chunks.total} in the collection")
     if f.relabelled:
         out.print(f"access groups re-labelled on {f.relabelled} unchanged file(s)")
     for failure in report.failures:

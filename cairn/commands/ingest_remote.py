@@ -60,7 +60,9 @@ class RemoteJobs:
                     ExitCode.INDEX_UNAVAILABLE,
                 ) from None
             except httpx.HTTPError as exc:
-                raise RemoteError(f"{self.where} did not answer ({exc}): try again", ExitCode.INDEX_UNAVAILABLE) from None
+                raise RemoteError(
+                    f"{self.where} did not answer ({exc}): try again", ExitCode.INDEX_UNAVAILABLE
+                ) from None
         if response.status_code < 400:
             return response
         try:
