@@ -38,6 +38,8 @@ class ParseOutcome:
 
 
 def memory_reason(memory_mb: int) -> str:
+    if not memory_mb:  # no limit set: the machine itself ran out
+        return "parsing ran out of memory and was abandoned: the file is too large or expands too much; split it"
     return (
         f"parsing needed more than the {memory_mb} MB of memory a parser may use (CAIRN_PARSE_MEMORY_MB) "
         "and was abandoned: the file is too large or expands too much to parse; split it, or raise "
