@@ -305,3 +305,20 @@ def test_when_the_chat_page_holds_the_index_the_message_says_what_to_do(tmp_path
     # a holder that is gone is no holder
     result = _cairn(_env(tmp_path), "ingest", str(tmp_path / "docs" / "x"), "--json")
     assert result.returncode == 0, result.stderr
+
+
+def test_ingest_jobs_show_in_the_metrics(client, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    docs = tmp_path / "docs" / "handbook"
+    write_policies(docs, 2)
+    job = client.post("/ingest", json={"folder": str(docs)}, headers=ADMIN).json()
+    assert _finished(client, job["id"])["state"] == "done"
+    scrape = client.get("/metrics", headers=ADMIN)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scrape.text)
+        for s in family.samples
+    }
+    assert samples[("cairn_ingest_files_total", (("outcome", "indexed"),))] >= 2
+    assert samples[("cairn_ingest_chunks_total", ())] > 0

@@ -39,7 +39,7 @@ def create_app(
     app.state.identities = identities
     app.state.answers = answers
 
-    metrics = ApiMetrics(service)
+    metrics = ApiMetrics(service, app.state)
     app.state.metrics = metrics
 
     install_error_handlers(app)

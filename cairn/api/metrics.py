@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_log = logging.getLogger("cairn.requests")
@@ -59,8 +59,28 @@ class _IndexCollector:
         return [documents, chunks]
 
 
+class _IngestCollector:
+    """Files and chunks the app's ingest jobs wrote, summed over the jobs it keeps."""
+
+    def __init__(self, state) -> None:
+        self.state = state  # the app's state: `cairn serve` attaches its jobs after the app is built
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        jobs = getattr(self.state, "ingest_jobs", None)
+        if jobs is None:
+            return []
+        statuses = jobs.jobs()
+        files = CounterMetricFamily("cairn_ingest_files", "Files ingested by jobs", labels=["outcome"])
+        failed = sum(j.files_failed for j in statuses)
+        files.add_metric(["indexed"], sum(j.files_done for j in statuses) - failed)
+        files.add_metric(["failed"], failed)
+        chunks = CounterMetricFamily("cairn_ingest_chunks", "Chunks written by ingest jobs")
+        chunks.add_metric([], sum(j.chunks_written for j in statuses))
+        return [files, chunks]
+
+
 class ApiMetrics:
-    def __init__(self, service=None) -> None:
+    def __init__(self, service=None, state=None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("cairn_requests", "HTTP requests", ["route", "status"], registry=r)
@@ -69,10 +89,10 @@ class ApiMetrics:
         self.cache = Counter("cairn_answer_cache", "Answer cache outcomes", ["outcome"], registry=r)
         self.answers = Counter("cairn_answers", "Answers by the provider that wrote them", ["provider"], registry=r)
         self.fallbacks = Counter("cairn_answer_fallbacks", "Providers that failed and were fallen back from", ["provider"], registry=r)
-        self.ingest_files = Counter("cairn_ingest_files", "Files ingested by jobs", ["outcome"], registry=r)
-        self.ingest_chunks = Counter("cairn_ingest_chunks", "Chunks written by ingest jobs", registry=r)
         if service is not None:
             r.register(_IndexCollector(service))
+        if state is not None:
+            r.register(_IngestCollector(state))
 
     def observe_stages(self, timings_ms: dict[str, float], names: dict[str, str]) -> None:
         for key, stage in names.items():
@@ -91,11 +111,6 @@ class ApiMetrics:
         cache = getattr(response, "cache", None)
         if cache is not None:
             self.cache.labels(cache.outcome).inc()
-
-    def observe_ingest(self, done: int, failed: int, chunks: int) -> None:
-        self.ingest_files.labels("indexed").inc(done)
-        self.ingest_files.labels("failed").inc(failed)
-        self.ingest_chunks.inc(chunks)
 
 
 def log_request(rid: str, user: str, route: str, timings_ms: dict[str, float], retrieved: Iterable[str],
