@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     # `cairn bench load`, which would otherwise measure the limiter).
     api_rate_per_s: float = Field(default=20.0, ge=0)
     api_rate_burst: int = Field(default=200, ge=1)
+    # Answers admitted at once, running or waiting for the model; one more gets 503 with
+    # Retry-After at once instead of waiting behind the others until its provider times out
+    # (the local model writes one answer at a time, ~20-40 s each on 2 cores).
+    api_max_answers: int = Field(default=4, ge=1)
+    api_answer_retry_after_s: int = Field(default=30, ge=1)  # about one local answer
 
     @field_validator("chunk_overlap")
     @classmethod
@@ -293,7 +298,7 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "service": (
         "identities_file", "anonymous_groups", "api_url", "api_key", "ui_dev_user_switch", "host", "port",
-        "api_max_body_bytes", "api_rate_per_s", "api_rate_burst",
+        "api_max_body_bytes", "api_rate_per_s", "api_rate_burst", "api_max_answers", "api_answer_retry_after_s",
     ),
     "jobs": ("ingest_roots", "upload_dir", "watch_sources", "watch_debounce_s", "acl_file_name", "max_file_mb"),
 }

@@ -41,6 +41,14 @@ def _observed(events: Iterator[AnswerEvent], request: Request, user: str) -> Ite
         yield event
 
 
+def _released(events: Iterator[AnswerEvent], slots) -> Iterator[AnswerEvent]:
+    """The events; the answer's slot is given back when they end, however they end."""
+    try:
+        yield from events
+    finally:
+        slots.give_back()
+
+
 def _sse(events: Iterator[AnswerEvent], rid: str) -> Iterator[dict[str, str]]:
     try:
         for event in events:
@@ -53,7 +61,10 @@ def _sse(events: Iterator[AnswerEvent], rid: str) -> Iterator[dict[str, str]]:
 @router.post(
     "/answer",
     response_model=AnswerResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE"},
+        503: {"description": "as many answers are in flight as the service admits: ask again after Retry-After"},
+    },
 )
 def answer(
     body: AnswerRequest,
@@ -66,7 +77,19 @@ def answer(
         answers.chain(body.provider)  # an unknown provider is the caller's error, before any work
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    events = _observed(answers.stream(body, identity), request, identity.user)
+    slots = request.app.state.answer_slots
+    if not slots.try_take():
+        retry = request.app.state.limits.answer_retry_after_s
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the service is answering as many questions as it can; ask again in about {retry} s "
+            "(searches are not affected)",
+            headers={"Retry-After": str(retry)},
+        )
+    events = _released(_observed(answers.stream(body, identity), request, identity.user), slots)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         return EventSourceResponse(_sse(events, request_id(request)), headers={"X-Accel-Buffering": "no"}, sep="\n")
-    return final_response(events)
+    try:
+        return final_response(events)
+    finally:
+        events.close()  # gives the slot back now, not when the generator is collected

@@ -11,7 +11,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from answers.service import AnswerService
 from cairn.api import answer_routes, ingest_routes, metrics_routes, search_routes
 from cairn.api.errors import RequestIds, install_error_handlers
-from cairn.api.limits import ApiLimits, RateLimit
+from cairn.api.limits import AnswerSlots, ApiLimits, RateLimit
 from cairn.api.metrics import ApiMetrics, RequestMetrics
 from retrieval.access import Identities
 from retrieval.service import SearchService
@@ -38,6 +38,8 @@ def create_app(
     app.state.service = service
     app.state.identities = identities
     app.state.answers = answers
+    app.state.answer_slots = AnswerSlots(limits.max_answers)
+    app.state.limits = limits
 
     metrics = ApiMetrics(service, app.state)
     app.state.metrics = metrics

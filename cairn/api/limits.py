@@ -35,6 +35,8 @@ class ApiLimits:
     max_body_bytes: int = _default("api_max_body_bytes")
     rate_per_s: float = _default("api_rate_per_s")  # 0: no rate limit
     burst: int = _default("api_rate_burst")
+    max_answers: int = _default("api_max_answers")  # answers running or waiting at once
+    answer_retry_after_s: int = _default("api_answer_retry_after_s")
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> "ApiLimits":
@@ -42,7 +44,24 @@ class ApiLimits:
             max_body_bytes=settings.api_max_body_bytes,
             rate_per_s=settings.api_rate_per_s,
             burst=settings.api_rate_burst,
+            max_answers=settings.api_max_answers,
+            answer_retry_after_s=settings.api_answer_retry_after_s,
         )
+
+
+class AnswerSlots:
+    """Admission control for answers: at most ``size`` in flight (writing or waiting for the
+    model); past it a request is refused at once (503 + Retry-After), never left to time out.
+    Searches and /health do not take a slot."""
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.BoundedSemaphore(size)
+
+    def try_take(self) -> bool:
+        return self._free.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        self._free.release()
 
 
 class TokenBuckets:
