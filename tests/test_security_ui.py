@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 from fixtures_retrieval import RESTRICTED_PATH
 from fixtures_ui import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
     HANA_KEY,
     HOSTILE_LINK,
     HOSTILE_QUESTION,
@@ -261,15 +263,6 @@ def test_a_hostile_document_reaches_the_page_without_images(page, pristine_hosti
 
 # --- in Chromium: the network tells -----------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LOAD_TIMEOUT_MS = 180_000
 
 

@@ -18,19 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures_ui import REPO, clean_environ, page_env
+from fixtures_ui import CHROMIUM, CHROMIUM_ARGS, REPO, clean_environ, page_env
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # data/sample_build/questions.md, question 1: EUR 62, in intranet/travel-expense-policy.html.
 QUESTION = "What is the per diem for a full travel day in Germany?"
 SOURCE = "intranet/travel-expense-policy.html"
