@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +27,7 @@ class FakeQdrant:
         self.indexes: dict[str, dict[str, object]] = {}
         self.aliases: dict[str, str] = {}
         self.snapshots: dict[str, list[dict]] = {}
+        self.dropping: set[str] = set()  # path endings whose connections are cut without a reply (a lost server)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +39,10 @@ class FakeQdrant:
                 body = json.loads(self.rfile.read(length)) if length else None
                 path = self.path.split("?")[0]
                 fake.requests.append({"method": self.command, "path": path, "body": body, "headers": dict(self.headers)})
+                if any(path.endswith(ending) for ending in fake.dropping):
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)  # the server went away mid-request
+                    return
                 status, payload = fake.route(self.command, path, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -105,6 +111,10 @@ class FakeQdrant:
             return self._ok(snapshot)
         if rest == "/snapshots" and method == "GET":
             return self._ok(self.snapshots.get(name, []))
+        if rest == "/points/query/batch" and method == "POST":  # an empty collection's answer
+            return self._ok([{"points": []} for _ in body["searches"]])
+        if rest == "/points/count" and method == "POST":
+            return self._ok({"count": 0})
         return 404, {"status": {"error": f"no route {method} {path}"}}
 
 

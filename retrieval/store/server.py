@@ -5,9 +5,12 @@ Tests run it against qdrant-client's local mode, which speaks the same API.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
+import httpx
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from retrieval.encoders import SparseVec
 from retrieval.index_schema import (
@@ -95,6 +98,21 @@ class ServerStore:
                 "(`docker compose up -d qdrant`) or unset QDRANT_URL to use the embedded index."
             ) from exc
         return cls(client, **kwargs)
+
+    @contextmanager
+    def _answering(self, what: str) -> Iterator[None]:
+        """A server that stops answering mid-request (connection dropped, timed out, a 5xx) is a
+        StoreError naming what was asked: the API answers 503, the process stays up."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (ResponseHandlingException, httpx.TransportError) as exc:
+            raise StoreError(f"the Qdrant server stopped answering during {what} ({type(exc).__name__}); try again") from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code is not None and exc.status_code < 500:
+                raise
+            raise StoreError(f"the Qdrant server failed during {what} (HTTP {exc.status_code}); try again") from exc
 
     @property
     def concurrent_reads(self) -> bool:
@@ -239,14 +257,17 @@ class ServerStore:
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[ScoredPoint]:
         if not ids:
             return []
-        records = self.client.retrieve(self._require(collection), ids=list(ids), with_payload=True)
+        with self._answering("a read of stored points"):
+            records = self.client.retrieve(self._require(collection), ids=list(ids), with_payload=True)
         return [ScoredPoint(id=str(r.id), score=0.0, payload=r.payload or {}) for r in records]
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
-        return self.client.count(self._require(collection), count_filter=_to_filter(filter), exact=True).count
+        with self._answering("a count"):
+            return self.client.count(self._require(collection), count_filter=_to_filter(filter), exact=True).count
 
     def hybrid_query(self, collection: str, query: HybridQuery) -> HybridResult:
-        name = self._require(collection)
+        with self._answering("a search"):
+            name = self._require(collection)
         flt = _to_filter(query.filter)
         stages: list[tuple[str, models.Prefetch]] = []
         if query.dense is not None:
@@ -269,7 +290,8 @@ class ServerStore:
                     prefetch=[p for _, p in stages], query=_fusion(query.fusion), limit=query.limit, filter=flt, with_payload=True
                 )
             )
-        responses = self.client.query_batch_points(name, requests=requests)
+        with self._answering("a search"):
+            responses = self.client.query_batch_points(name, requests=requests)
         by_stage = {stage: _scored(responses[i].points) for i, (stage, _) in enumerate(stages)}
         fused = _scored(responses[-1].points) if len(stages) == 2 else next(iter(by_stage.values()))[: query.limit]
         return HybridResult(fused=fused, dense=by_stage.get("dense", []), sparse=by_stage.get("sparse", []))
