@@ -29,7 +29,10 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
             f"00000000-0000-4000-8000-{i:012d}",
             vectors[i],
             sparse.encode_documents([t])[0],
-            {"text": t, "groups": ["public"], "doc_id": f"d{i}", "path": f"p{i}.md", "chunk_index": 0},
+            {  # a chunk's whole payload, as ingestion writes it (search validates every field)
+                "text": t, "groups": ["public"], "doc_id": f"d{i}", "path": f"p{i}.md", "chunk_index": 0,
+                "source": "bench", "title": f"P{i}", "section": "", "page": None, "file_type": "md", "doc_chunks": 1,
+            },
         )
         for i, t in enumerate(texts)
     ]

@@ -381,7 +381,7 @@ def test_in_chromium_no_request_leaves_for_an_image_in_a_document_or_an_answer(h
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(url)
-    expect(page.get_by_test_id("stSidebar").get_by_text("Documents")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+    expect(page.get_by_test_id("stSidebar").get_by_text("Documents", exact=True)).to_be_visible(timeout=LOAD_TIMEOUT_MS)
 
     # The model writes the image itself, split across tokens, and a link.
     label, link, host = HOSTILE_LINK

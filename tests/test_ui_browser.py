@@ -87,7 +87,7 @@ def test_the_page_answers_with_sources_and_scores_in_chromium(ui_url, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
             page.goto(ui_url)
             sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_text("Documents")).to_be_visible(timeout=180_000)  # models loaded, index open
+            expect(sidebar.get_by_text("Documents", exact=True)).to_be_visible(timeout=180_000)  # models loaded, index open
             expect(sidebar).not_to_contain_text("cairn ingest")  # the index is not empty
 
             box = page.get_by_test_id("stChatInputTextArea")

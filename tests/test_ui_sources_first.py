@@ -146,7 +146,7 @@ def test_in_chromium_the_sources_show_before_the_first_token(sample_data_index, 
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
             page.goto(url)
-            expect(page.get_by_test_id("stSidebar").get_by_text("Documents")).to_be_visible(timeout=180_000)
+            expect(page.get_by_test_id("stSidebar").get_by_text("Documents", exact=True)).to_be_visible(timeout=180_000)
 
             box = page.get_by_test_id("stChatInputTextArea")
             box.fill(QUESTION)
