@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from answers.question_match import same_question
 from answers.schemas import AnswerResponse, CacheInfo
@@ -62,7 +63,9 @@ class AnswerCache:
         ttl_s: float,
     ) -> None:
         self.store = store
-        self.encode_query = encode_query  # the dense model search already loaded
+        # The dense model search already loaded; a question missed by `lookup` is stored by `put`
+        # with the same vector, encoded once.
+        self.encode_query = lru_cache(maxsize=256)(encode_query)
         self.index = collection
         self.name = cache_collection(collection)
         self.dimension = dimension
@@ -129,8 +132,13 @@ class AnswerCache:
 
     def clear(self) -> int:
         """Drop every cached answer; the number dropped."""
-        if not self.store.collection_exists(self.name):
-            return 0
-        dropped = self.store.count(self.name)
-        self.store.delete_collection(self.name)
-        return dropped
+        return clear_cache(self.store, self.name)
+
+
+def clear_cache(store: IndexStore, name: str) -> int:
+    """Drop the cache collection ``name``; the number of answers dropped."""
+    if not store.collection_exists(name):
+        return 0
+    dropped = store.count(name)
+    store.delete_collection(name)
+    return dropped

@@ -13,14 +13,11 @@ cache_app = typer.Typer(help="The semantic answer cache.", no_args_is_help=True)
 @cache_app.command("clear")
 def clear_command() -> None:
     """Drop every cached answer of the configured collection (answers are written again as asked)."""
-    from answers.answer_cache import cache_collection
+    from answers.answer_cache import cache_collection, clear_cache
 
     settings = load_settings()
     with opened_store(settings, err) as store:
-        name = cache_collection(settings.collection)
-        dropped = store.count(name) if store.collection_exists(name) else 0
-        if dropped:
-            store.delete_collection(name)
+        dropped = clear_cache(store, cache_collection(settings.collection))
     Console().print(f"{dropped} cached answer(s) dropped from '{settings.collection}'")
 
 
