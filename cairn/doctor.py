@@ -76,14 +76,15 @@ def _sha256(path: Path) -> str:
 
 
 def check_answer_model(model_path: Path) -> Check:
-    from answers import model_file as assemble
+    from answers.model_file import PACKAGED_MODELS
 
     if not model_path.is_file():
         return _failed("answer model", f"{model_path} is missing", "run `make llm` (it assembles the model)")
     digest = _sha256(model_path)
-    if model_path.name == assemble.MODEL_FILE and digest != assemble.MODEL_SHA256:
+    known = PACKAGED_MODELS.get(model_path.name)
+    if known is not None and digest != known.sha256:
         return _failed(
-            "answer model", f"{model_path} is corrupt: sha256 {digest[:12]}..., expected {assemble.MODEL_SHA256[:12]}...",
+            "answer model", f"{model_path} is corrupt: sha256 {digest[:12]}..., expected {known.sha256[:12]}...",
             f"delete {model_path} and run `make llm`", path=str(model_path), sha256=digest,
         )
     return _ok("answer model", f"{model_path} sha256 {digest[:12]}...", path=str(model_path), sha256=digest)

@@ -87,10 +87,10 @@ def smollm2_gguf() -> Path:
 
 
 def qwen_gguf() -> Path | None:
-    from answers.model_file import MODEL_FILE
+    from answers.model_file import QWEN_CODER_1_5B
     from retrieval.settings import Settings
 
-    path = Settings(_env_file=None).llm_model_dir / MODEL_FILE
+    path = Settings(_env_file=None).llm_model_dir / QWEN_CODER_1_5B.file
     return path if path.is_file() else None
 
 

