@@ -7,20 +7,25 @@ are waited for (bounded by the per-request timeout) and counted.
 
 What is counted, per route:
 - answered: a complete response came back (any status). Latency percentiles are over the
-  successful ones (2xx; for /answer, a stream that ended with its ``final`` event).
-- errors by kind: ``HTTP <status>``, ``timeout`` (the server silent for --timeout s), ``connection``
+  successful ones (2xx; for /answer, a stream that ended with its ``final`` event); for /answer,
+  also which provider wrote each answer (its ``final`` event says).
+- errors by kind: ``HTTP <status>`` (``HTTP 503 + Retry-After`` when the refusal says when to come
+  back), ``timeout`` (the server silent for --timeout s), ``connection``
   (refused or dropped), ``stream error`` (an SSE ``error`` event), ``stream incomplete`` (the
   stream ended without ``final``).
 - lost: sent and never answered (a read timeout, the server dropping the connection after the
   request went out, a stream cut short, or a request still in flight when the run gave up on it).
 
 Only loopback targets are accepted: this is a bench for one's own service, never someone else's.
+With ``--serve BACKEND`` the bench builds an index and starts that service itself
+(evals/load_service.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import random
 import re
 import threading
@@ -140,6 +145,7 @@ class RouteLoad:
     p99_ms: float | None
     errors: dict[str, int]
     lost: int
+    providers: dict[str, int] = field(default_factory=dict)  # /answer: successful answers by provider
 
 
 @dataclass
@@ -161,6 +167,8 @@ class LoadBench:
     routes: list[RouteLoad] = field(default_factory=list)
     server: dict = field(default_factory=dict)  # what /health said before the run
     notes: list[str] = field(default_factory=list)
+    load_average: dict[str, list[float]] = field(default_factory=dict)  # the machine's, before and after
+    service: dict = field(default_factory=dict)  # the service the bench started (--serve), if it did
 
     @property
     def errors(self) -> int:
@@ -175,6 +183,7 @@ class _Outcome:
     latency_s: float
     error: str | None = None
     went_out: bool = True  # False: the connection could not be made, nothing was sent
+    provider: str | None = None  # /answer: who wrote it
 
 
 class _Budget:
@@ -203,8 +212,10 @@ def _request(client: httpx.Client, route: str, query: str) -> _Outcome:
     """One request, timed; never raises for what a server or the network can do."""
     started = time.perf_counter()
 
-    def outcome(ok: bool, answered: bool, error: str | None = None, went_out: bool = True) -> _Outcome:
-        return _Outcome(route, ok, answered, time.perf_counter() - started, error, went_out)
+    def outcome(
+        ok: bool, answered: bool, error: str | None = None, went_out: bool = True, provider: str | None = None
+    ) -> _Outcome:
+        return _Outcome(route, ok, answered, time.perf_counter() - started, error, went_out, provider)
 
     try:
         if route == "answer":
@@ -212,7 +223,7 @@ def _request(client: httpx.Client, route: str, query: str) -> _Outcome:
         response = client.post(f"/{route}", json=_body(route, query))
         response.read()
         if response.status_code >= 400:
-            return outcome(False, True, f"HTTP {response.status_code}")
+            return outcome(False, True, _status_error(response))
         return outcome(True, True)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
         return outcome(False, False, "connection", went_out=False)  # an error, not a lost request
@@ -222,21 +233,39 @@ def _request(client: httpx.Client, route: str, query: str) -> _Outcome:
         return outcome(False, False, "connection")
 
 
+def _status_error(response: httpx.Response) -> str:
+    """The error kind of a refusal: its status, and whether a 503 said when to come back."""
+    if response.status_code == 503 and response.headers.get("retry-after"):
+        return "HTTP 503 + Retry-After"
+    return f"HTTP {response.status_code}"
+
+
+def _provider_of(data: str) -> str | None:
+    """The provider named by a ``final`` event's answer."""
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return None
+    answer = payload.get("response", payload) if isinstance(payload, dict) else None
+    return answer.get("provider") if isinstance(answer, dict) else None
+
+
 def _read_stream(client: httpx.Client, query: str, outcome: Callable[..., _Outcome]) -> _Outcome:
     from httpx_sse import EventSource
 
     with client.stream("POST", "/answer", json=_body("answer", query), headers={"Accept": "text/event-stream"}) as r:
         if r.status_code >= 400:
             r.read()
-            return outcome(False, True, f"HTTP {r.status_code}")
-        final = False
+            return outcome(False, True, _status_error(r))
+        final, provider = False, None
         for event in EventSource(r).iter_sse():
             if event.event == "error":
                 for _ in r.iter_bytes():  # read to the end: the connection is reused
                     pass
                 return outcome(False, True, "stream error")
-            final = final or event.event == "final"
-        return outcome(True, True) if final else outcome(False, False, "stream incomplete")
+            if event.event == "final":
+                final, provider = True, _provider_of(event.data)
+        return outcome(True, True, provider=provider) if final else outcome(False, False, "stream incomplete")
 
 
 def _client_loop(
@@ -267,6 +296,11 @@ def _client_loop(
                 outcomes.append(result)
 
 
+def _load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (the bench shares the CPUs it measures)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)) * 1000, 1) if values else None
 
@@ -290,6 +324,7 @@ def summarise(sent: Counter, outcomes: Sequence[_Outcome], elapsed_s: float, rou
                 errors=dict(Counter(o.error for o in mine if o.error)),
                 # sent and never answered: unanswered outcomes that went out, and no outcome at all
                 lost=sent[route] - answered - sum(not o.went_out for o in mine),
+                providers=dict(Counter(o.provider or "?" for o in mine if o.ok)) if route == "answer" else {},
             )
         )
     return rows
@@ -341,6 +376,7 @@ def run_load(
     sent: Counter = Counter()
     outcomes: list[_Outcome] = []
     lock = threading.Lock()
+    load_before = _load_average()
     started = time.monotonic()
     budget = _Budget(max_requests, started + duration_s)
     threads = [
@@ -380,6 +416,7 @@ def run_load(
         lost=sum(r.lost for r in rows),
         routes=rows,
         server={k: health.get(k) for k in ("status", "backend", "documents", "chunks", "models") if k in health},
+        load_average={"before": load_before, "after": _load_average()},
     )
     if stuck:
         bench.notes.append(f"{stuck} client(s) still waiting after the run's time plus the timeout: counted lost")
@@ -428,13 +465,17 @@ def markdown(bench: LoadBench) -> str:
         else ""
     )
     mix = ",".join(f"{route}={weight:g}" for route, weight in bench.mix.items())
+    rerank = (server.get("models") or {}).get("rerank")
     lines = [
         f"{bench.clients} clients for {bench.duration_s:g} s (ran {bench.elapsed_s:g} s, at most "
         f"{bench.max_requests:,} requests, timeout {bench.timeout_s:g} s) against `{bench.url}`{index}. "
         f"Mix {mix}; {bench.queries} queries from `{bench.queries_from}`, cycled."
+        + (f" Reranker: {rerank}." if rerank else "")
         + (f" Label: {bench.label}." if bench.label else ""),
         "",
     ]
+    if bench.service.get("description"):
+        lines[-1:-1] = ["", bench.service["description"]]
     headers, rows = table_rows(bench)
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join("---" if h in ("route", "errors") else "---:" for h in headers) + "|")
@@ -445,6 +486,13 @@ def markdown(bench: LoadBench) -> str:
         f"lost {bench.lost}. Latency percentiles over successful requests, client-side (request sent to "
         "response read; /answer: to the stream's final event).",
     ]
+    answers = next((r.providers for r in bench.routes if r.route == "answer" and r.providers), None)
+    if answers:
+        written = ", ".join(f"{name} {count}" for name, count in sorted(answers.items(), key=lambda kv: -kv[1]))
+        lines[-1] += f" Answers written by: {written}."
+    if bench.load_average:
+        before, after = (" / ".join(f"{v:g}" for v in bench.load_average.get(k, [])) for k in ("before", "after"))
+        lines[-1] += f" Load average (1 / 5 / 15 min): {before} before, {after} after."
     lines += [f"- {note}" for note in bench.notes]
     return "\n".join(lines)
 
@@ -453,16 +501,86 @@ def as_dict(bench: LoadBench) -> dict:
     return asdict(bench) | {"errors": bench.errors}
 
 
+def served_load(
+    index,
+    provider: str | None,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    **load: object,
+) -> LoadBench:
+    """`run_load` against a `cairn serve` the bench starts over ``index`` (a BuiltIndex) with
+    ``provider``'s answer chain, stopped after the run; the service is described in the result."""
+    from evals.load_service import started_service
+
+    with started_service(index, provider, workdir, extra_env) as service:
+        bench = run_load(service.url, **load)  # type: ignore[arg-type]
+    bench.service = service.as_dict() | {"description": service.describe()}
+    return bench
+
+
+def save_bench(out: Path, bench: LoadBench, command: str) -> Path:
+    """The run's section (load[-LABEL]) saved under ``out`` and the bench report rebuilt."""
+    from evals.bench_report import rebuild, save_section
+
+    name = f"load-{bench.label}" if bench.label else "load"
+    title = "Load: concurrent clients" + (f" ({bench.label})" if bench.label else "")
+    save_section(out, name, title, markdown(bench), as_dict(bench), command)
+    return rebuild(out)
+
+
+def print_bench(bench: LoadBench) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    headers, rows = table_rows(bench)
+    shown = Table(title=f"{bench.clients} clients x {bench.elapsed_s:g} s on {bench.url}")
+    for i, header in enumerate(headers):
+        shown.add_column(header, justify="left" if i in (0, 7) else "right")
+    for row in rows:
+        shown.add_row(*row)
+    console = Console()
+    console.print(shown)
+    answers = next((r.providers for r in bench.routes if r.route == "answer" and r.providers), {})
+    console.print(
+        f"sent {bench.sent}, answered {bench.answered}, successful {bench.ok}, "
+        f"errors {bench.errors}, lost {bench.lost}"
+        + (f"; answers by {', '.join(f'{k}: {v}' for k, v in answers.items())}" if answers else ""),
+        highlight=False,
+    )
+    err = Console(stderr=True)
+    for note in bench.notes:
+        err.print(f"[yellow]{note}[/yellow]", highlight=False)
+
+
+LABEL = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
 def register(bench_app) -> None:
     """`cairn bench load`, added to the evals part's `cairn bench` group."""
 
+    import tempfile
+
     import typer
     from rich.console import Console
-    from rich.table import Table
+
+    from evals.load_service import BACKENDS, DEFAULT_CORPUS, PROVIDERS, ServiceStartError, build_index
 
     @bench_app.command("load")
     def bench_load_command(
         url: str = typer.Option(DEFAULT_URL, "--url", help="A running Cairn service on this machine (loopback only)."),
+        serve: Optional[str] = typer.Option(
+            None,
+            "--serve",
+            help=f"Instead of --url: build an index of --corpus on this backend ({', '.join(BACKENDS)}: the server "
+            "backend through qdrant-client's local mode) and start `cairn serve` over it for the run.",
+        ),
+        corpus: Path = typer.Option(DEFAULT_CORPUS, "--corpus", help="The folder --serve indexes."),
+        provider: Optional[str] = typer.Option(
+            None,
+            "--provider",
+            help=f"With --serve: the answers' provider ({', '.join(PROVIDERS)}: a fast fake OpenAI-compatible "
+            "server on loopback), backed by extractive (default: the environment's CAIRN_LLM_PROVIDERS).",
+        ),
         clients: int = typer.Option(20, "--clients", min=1, max=500, help="Concurrent clients."),
         duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, help="Seconds to send requests."),
         max_requests: int = typer.Option(100_000, "--max-requests", min=1, help="Stop after this many requests."),
@@ -485,41 +603,55 @@ def register(bench_app) -> None:
         ),
         out: Path = typer.Option(Path("evals/reports/bench"), "--out", help="Bench report folder."),
     ) -> None:
-        """Concurrent clients against a running service: requests/s, p50/p95/p99, errors by kind, lost requests."""
-        from evals.bench_report import rebuild, save_section
-
+        """Concurrent clients against a service: requests/s, p50/p95/p99, errors by kind, lost requests."""
         err = Console(stderr=True)
         try:
             texts, source = load_queries(queries)
             weights = parse_mix(mix)
             target = check_loopback(url)
-            if label is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", label):
+            if label is not None and not LABEL.fullmatch(label):
                 raise LoadConfigError(f"--label {label!r}: letters, digits, '.', '_' or '-' only (at most 40)")
-            with err.status(f"{clients} clients on {target} for {duration:g} s..."):
-                bench = run_load(
-                    target, clients, duration, weights, texts, source, max_requests, timeout, api_key, label
-                )
-        except LoadConfigError as exc:
+            if serve is None and provider is not None:
+                raise LoadConfigError("--provider chooses the answers of a service the bench starts: give --serve too")
+            if serve is not None:
+                if url != DEFAULT_URL:
+                    raise LoadConfigError("give --url (a running service) or --serve (one the bench starts), not both")
+                if serve not in BACKENDS:
+                    raise LoadConfigError(f"--serve {serve!r}: choose one of {', '.join(BACKENDS)}")
+                if provider is not None and provider not in PROVIDERS:
+                    raise LoadConfigError(f"--provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+            load = dict(
+                clients=clients,
+                duration_s=duration,
+                mix=weights,
+                queries=texts,
+                queries_from=source,
+                max_requests=max_requests,
+                timeout_s=timeout,
+                api_key=api_key,
+                label=label,
+            )
+            if serve is None:
+                with err.status(f"{clients} clients on {target} for {duration:g} s..."):
+                    bench = run_load(target, **load)  # type: ignore[arg-type]
+            else:
+                with tempfile.TemporaryDirectory(prefix="cairn-load-") as work:
+                    with err.status(f"indexing {corpus} on the {serve} backend..."):
+                        index = build_index(corpus, serve, Path(work))  # type: ignore[arg-type]
+                    with err.status(f"starting `cairn serve`, then {clients} clients for {duration:g} s..."):
+                        bench = served_load(index, provider, Path(work), **load)
+        except (LoadConfigError, ServiceStartError) as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(2)  # cairn's ExitCode.USAGE (evals sit below cairn: no import of it)
 
-        headers, rows = table_rows(bench)
-        shown = Table(title=f"{bench.clients} clients x {bench.elapsed_s:g} s on {bench.url}")
-        for i, header in enumerate(headers):
-            shown.add_column(header, justify="left" if i in (0, 7) else "right")
-        for row in rows:
-            shown.add_row(*row)
-        console = Console()
-        console.print(shown)
-        console.print(
-            f"sent {bench.sent}, answered {bench.answered}, successful {bench.ok}, "
-            f"errors {bench.errors}, lost {bench.lost}",
-            highlight=False,
-        )
-        for note in bench.notes:
-            err.print(f"[yellow]{note}[/yellow]", highlight=False)
-
-        command = ["cairn bench load", "--url", bench.url, "--clients", str(clients), "--duration", f"{duration:g}"]
+        print_bench(bench)
+        command = ["cairn bench load"]
+        if serve is None:
+            command += ["--url", bench.url]
+        else:
+            command += ["--serve", serve] + (["--corpus", str(corpus)] if corpus != DEFAULT_CORPUS else [])
+            command += ["--provider", provider] if provider else []
+        command += ["--clients", str(clients), "--duration", f"{duration:g}"]
         command += ["--mix", ",".join(f"{r}={w:g}" for r, w in weights.items())]
         if max_requests != 100_000:
             command += ["--max-requests", str(max_requests)]
@@ -531,7 +663,4 @@ def register(bench_app) -> None:
             command += ["--api-key", "KEY"]  # never written to the report
         if label:
             command += ["--label", label]
-        name = f"load-{label}" if label else "load"
-        title = "Load: concurrent clients" + (f" ({label})" if label else "")
-        save_section(out, name, title, markdown(bench), as_dict(bench), " ".join(command))
-        console.print(f"report: {rebuild(out)}")
+        Console().print(f"report: {save_bench(out, bench, ' '.join(command))}")

@@ -216,3 +216,131 @@ def test_a_queries_file_is_read_and_a_bad_line_named(tmp_path):
         load_queries(bad)
     with pytest.raises(LoadConfigError, match="missing.jsonl"):
         load_queries(tmp_path / "missing.jsonl")
+
+
+# --- services the bench starts itself (--serve) and the reliability page ----------------------
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory) -> Path:
+    """Two short public documents: enough for hits, fast to index."""
+    root = tmp_path_factory.mktemp("load-corpus")
+    (root / "travel.md").write_text(
+        "# Travel policy\n\nThe per diem for a full travel day in Germany is 28 euros. Hotels are booked "
+        "through the travel portal. Trains are second class unless the trip takes more than four hours.\n"
+    )
+    (root / "leave.md").write_text(
+        "# Leave policy\n\nEmployees get 25 days of annual leave. Unused days carry over until the end of "
+        "March. Sick leave needs a doctor's note from the third day.\n"
+    )
+    return root
+
+
+def test_a_started_server_backend_service_with_the_fake_provider_loses_nothing(small_corpus, tmp_path):
+    """`--serve server-local`: the index built through qdrant-client's local mode and `cairn serve
+    --qdrant-local` over it; `--provider fake-openai`: answers from the fake server on loopback."""
+    out = tmp_path / "bench"
+    args = ["bench", "load", "--serve", "server-local", "--corpus", str(small_corpus), "--provider", "fake-openai"]
+    args += ["--clients", "2", "--duration", "3", "--mix", "search=2,context=1,answer=1", "--label", "t"]
+    result = CliRunner().invoke(cli, args + ["--out", str(out)], env={"COLUMNS": "200", "CAIRN_RERANKER": "none"})
+    assert result.exit_code == 0, result.output
+
+    data = json.loads((out / "load-t.json").read_text())["data"]
+    routes = {r["route"]: r for r in data["routes"]}
+    assert data["lost"] == 0 and data["errors"] == 0 and data["sent"] == data["ok"] > 0
+    assert data["server"]["backend"] == "server" and data["server"]["chunks"] > 0
+    assert data["service"]["backend"] == "server-local" and data["service"]["providers"] == ["openai", "extractive"]
+    assert data["service"]["files"] == 2
+    assert routes["answer"]["ok"] > 0 and routes["answer"]["providers"] == {"openai": routes["answer"]["ok"]}
+    assert len(data["load_average"]["before"]) == 3
+    report = (out / "report.md").read_text()
+    assert "## Load: concurrent clients (t)" in report and "qdrant-client's local mode" in report
+    assert "`cairn bench load --serve server-local --corpus" in report and "--provider fake-openai" in report
+    assert "Answers written by: openai" in report
+
+
+def test_the_reliability_page_is_written_from_a_run_and_the_code(small_corpus, tmp_path):
+    from bad_inputs import KINDS
+
+    from evals.reliability import FAULT_GROUPS, SCENARIOS
+
+    doc, out = tmp_path / "reliability.md", tmp_path / "bench"
+    args = ["bench", "reliability", "--only", "search-embedded", "--clients", "2", "--duration", "3"]
+    args += ["--corpus", str(small_corpus), "--doc", str(doc), "--out", str(out)]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+
+    section = json.loads((out / "load-search-embedded.json").read_text())
+    assert section["data"]["lost"] == 0 and section["data"]["server"]["backend"] == "embedded"
+    page = doc.read_text()
+    assert "cairn bench reliability --clients 2 --duration 3" in page
+    assert "- 2 clients x 3 s on `/search`, embedded: **met** (0 errors, 0 lost;" in page
+    assert section["markdown"].strip() in page  # the measured table, as saved
+    assert page.count("not measured") >= len(SCENARIOS) - 1  # the others: never run here
+    assert f"a corpus of {len(KINDS)} hostile or broken kinds" in page
+    assert all(f"| {kind.kind} |" in page for kind in KINDS)
+    assert all(f"(`{group.module}`)" in page for group in FAULT_GROUPS)
+    assert "(`test_a_request_past_the_admitted_answers_is_refused_at_once`)" in page
+
+
+def test_a_fault_group_that_matches_no_test_is_an_error():
+    from evals.reliability import FaultGroup, ReliabilityError, fault_tests
+
+    with pytest.raises(ReliabilityError, match="no test matches"):
+        fault_tests(FaultGroup("gone", "nothing", "tests/test_faults_qdrant.py", ("*renamed_away*",)))
+
+
+def test_the_fake_provider_answers_from_the_first_document_with_a_citation():
+    from answers.prompt import build_answer_messages
+    from evals.fake_openai import NO_ANSWER, reply_for
+    from retrieval.search_schemas import ContextBlock
+
+    text = "# Leave\n\nEmployees get 25 days of annual leave. Unused days carry over."
+    block = ContextBlock(
+        n=1, doc_id="d", path="leave.md", title="Leave", section="", page=None, chunk_ids=["c"], text=text, tokens=20
+    )
+    messages = [{"role": m.role.value, "content": m.content} for m in build_answer_messages("Leave?", [block])]
+    assert reply_for(messages) == "Employees get 25 days of annual leave [1]."
+    assert reply_for([{"role": "user", "content": "no documents here"}]) == NO_ANSWER
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--provider", "local"], "give --serve too"),
+        (["--serve", "cluster"], "--serve 'cluster'"),
+        (["--serve", "embedded", "--provider", "gpt"], "--provider 'gpt'"),
+        (["--serve", "embedded", "--url", "http://127.0.0.1:9"], "not both"),
+    ],
+)
+def test_bad_serve_options_are_refused_before_anything_starts(args, message, tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "load", *args, "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and message in result.output
+    assert not any(tmp_path.iterdir())
+
+
+class _RefusingHandler(_FaultyHandler):
+    """Every answer refused as an overloaded service does: 503 with Retry-After."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"detail": "too many answers in flight"}'
+        self.send_response(503)
+        self.send_header("Retry-After", "30")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_refusal_with_retry_after_is_its_own_kind_and_not_lost():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        bench = run_load(url, clients=2, duration_s=30, mix={"answer": 1}, queries=["q"], max_requests=10, warmup=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (answer,) = bench.routes
+    assert answer.errors == {"HTTP 503 + Retry-After": 10} and answer.lost == 0 and answer.answered == 10

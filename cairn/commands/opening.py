@@ -39,14 +39,14 @@ def load_settings(**overrides) -> Settings:
         raise typer.Exit(ExitCode.USAGE)
 
 
-def open_runtime(settings: Settings) -> Runtime:
-    """The composition root's runtime; a bad identities file or provider name exits 2 before
-    anything loads, an index that cannot be opened 3."""
+def open_runtime(settings: Settings, store: IndexStore | None = None) -> Runtime:
+    """The composition root's runtime (over ``store`` when one is given); a bad identities file or
+    provider name exits 2 before anything loads, an index that cannot be opened 3."""
     from retrieval.access import IdentitiesFileError
     from runtime import build_runtime
 
     try:
-        return build_runtime(settings)
+        return build_runtime(settings, store)
     except (IdentitiesFileError, IncompatibleIndexError, ValueError) as exc:
         raise fail(str(exc), ExitCode.USAGE) from None
     except StoreError as exc:

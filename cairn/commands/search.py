@@ -139,6 +139,12 @@ def search_command(
 def serve_command(
     host: Optional[str] = typer.Option(None, "--host", help="default CAIRN_HOST (127.0.0.1)"),
     port: Optional[int] = typer.Option(None, "--port", help="default CAIRN_PORT (8000)"),
+    qdrant_local: Optional[Path] = typer.Option(
+        None,
+        "--qdrant-local",
+        hidden=True,  # for benches: no Qdrant server binary runs where they do
+        help="Serve the server backend through qdrant-client's local mode over this folder (one process at a time).",
+    ),
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -148,7 +154,7 @@ def serve_command(
     from retrieval.settings import get_settings
 
     settings = get_settings()
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, _local_server_store(qdrant_local) if qdrant_local else None)
     if not runtime.identities.keys_configured:
         err.print(
             "[yellow]no CAIRN_IDENTITIES_FILE: every caller is anonymous with groups "
@@ -160,6 +166,20 @@ def serve_command(
             uvicorn.run(app, host=host or settings.host, port=port or settings.port)
     finally:
         runtime.close()
+
+
+def _local_server_store(folder: Path):
+    """The server backend's store over qdrant-client's local mode (the same API, in this process)."""
+    from qdrant_client import QdrantClient
+
+    from retrieval.store.server import ServerStore
+
+    if not folder.is_dir():
+        raise fail(f"--qdrant-local {folder}: not a folder; build an index there first", ExitCode.USAGE)
+    try:
+        return ServerStore(QdrantClient(path=str(folder)))
+    except RuntimeError as exc:  # another process holds the folder
+        raise fail(f"--qdrant-local {folder}: {exc}", ExitCode.INDEX_UNAVAILABLE) from None
 
 
 def register(app: typer.Typer) -> None:
