@@ -15,15 +15,21 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from cairn.api.dependencies import IdentityDep
 from cairn.api.errors import error_response, request_id
+from ingest.job_schemas import (
+    IndexedFilesResponse,
+    IngestFolderRequest,
+    IngestJobsResponse,
+    SourcesResponse,
+    SyncRequest,
+)
 from ingest.jobs import DeletedDocument, IngestJobs, IngestJobStatus
-from ingest.sources import FolderNotAllowedError, SourceConflictError, SourceEntry, allowed_folder
+from ingest.sources import FolderNotAllowedError, SourceConflictError, allowed_folder
 from ingest.uploads import UploadError, UploadTooLargeError
 from retrieval.access import Identity
-from retrieval.index_schema import FileRecord
 
 router = APIRouter(tags=["ingest"])
 
@@ -55,28 +61,6 @@ def current_jobs(request: Request) -> IngestJobs:
 
 AdminDep = Annotated[Identity, Depends(current_admin)]
 JobsDep = Annotated[IngestJobs, Depends(current_jobs)]
-
-
-class IngestFolderRequest(BaseModel):
-    folder: str = Field(min_length=1, description="a folder on the service's machine, inside CAIRN_INGEST_ROOTS")
-    source: str | None = Field(default=None, description="the source's name (default: the folder's name)")
-    delete_missing: bool = Field(default=True, description="remove documents whose file is gone from the folder")
-
-
-class IngestJobsResponse(BaseModel):
-    jobs: list[IngestJobStatus]  # newest first
-
-
-class SyncRequest(BaseModel):
-    source: str | None = Field(default=None, description="one source; none: every source this service knows")
-
-
-class SourcesResponse(BaseModel):
-    sources: list[SourceEntry]
-
-
-class IndexedFilesResponse(BaseModel):
-    documents: list[FileRecord]  # every indexed file with its groups (the administrator's view)
 
 
 _ERRORS = {
