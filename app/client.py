@@ -24,6 +24,8 @@ from answers.schemas import (
     ResetEvent,
     TokenEvent,
 )
+from app.client_error import ClientError
+from app.documents_admin import DocumentsAdmin, LocalDocumentsAdmin, ServiceDocumentsAdmin
 from retrieval.access import ANONYMOUS_USER, Identities, IdentitiesFileError, Identity
 from retrieval.search_schemas import (
     DocumentInfo,
@@ -42,10 +44,6 @@ if TYPE_CHECKING:  # imported when used: an HTTP-only page never loads torch
 
 # AnswerRequest accepts at most 50 earlier turns; the last few carry a conversation's topic.
 MAX_HISTORY_TURNS = 20
-
-
-class ClientError(Exception):
-    """Something the person at the page can act on: the message says what happened and what to do."""
 
 
 ChatEvent = ContextEvent | TokenEvent | ResetEvent | FinalEvent
@@ -67,6 +65,11 @@ class CairnClient(Protocol):
     def ask_stream(self, request: AnswerRequest, user: str | None = None) -> Iterator[ChatEvent]:
         """A ContextEvent (with the whole retrieval), TokenEvents (a ResetEvent when a provider
         fails mid-answer), then the FinalEvent; `ClientError` when retrieval fails."""
+
+    def documents_admin(self, user: str | None = None) -> DocumentsAdmin | None:
+        """The documents panel's operations (add, sync, delete) when ``user`` is an administrator
+        where the index is written; None for anyone else. `ClientError` with a hint when the
+        page could offer them once configured."""
 
 
 def client_from_settings(settings: Settings) -> CairnClient:
@@ -150,6 +153,19 @@ class InProcessClient:
         with _plain_store_errors():
             yield from events
 
+    def documents_admin(self, user: str | None = None) -> DocumentsAdmin | None:
+        if self.ingest_jobs is None:  # built outside from_settings: this process runs no jobs
+            return None
+        identity = self.identities.by_user(user) if user not in (None, ANONYMOUS_USER) else None
+        if identity is not None and identity.admin:
+            return LocalDocumentsAdmin(self.ingest_jobs, self.identities)
+        if not self.identities.keys_configured:
+            raise ClientError(
+                "To add documents from this page, sign in as an administrator: a user with `admin: true` "
+                "in CAIRN_IDENTITIES_FILE."
+            )
+        return None
+
 
 # --- over HTTP ----------------------------------------------------------------------------------
 
@@ -187,7 +203,7 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise ClientError(f"The connection to the Cairn service at {self.base_url} failed: {exc}") from None
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
+    def raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:
             return
         try:
@@ -199,9 +215,14 @@ class HttpClient:
         raise ClientError(f"The Cairn service answered HTTP {response.status_code}: {detail}")
 
     def _json(self, method: str, path: str, body: BaseModel | None = None) -> httpx.Response:
+        payload = body.model_dump(mode="json", exclude_none=True) if body is not None else None
+        return self.request(method, path, json=payload)
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """One request with the page's key (httpx's arguments); a service that cannot be reached
+        or does not answer in time is a `ClientError`, any status is returned."""
         with self._plain_http_errors():
-            payload = body.model_dump(mode="json", exclude_none=True) if body is not None else None
-            return self._http.request(method, path, json=payload)
+            return self._http.request(method, path, **kwargs)
 
     def health(self, user: str | None = None) -> HealthResponse:
         response = self._json("GET", "/health")
@@ -210,17 +231,17 @@ class HttpClient:
                 return HealthResponse.model_validate_json(response.text)
             except ValidationError:
                 pass
-        self._raise_for_status(response)
+        self.raise_for_status(response)
         raise ClientError(f"{self.base_url}/health did not answer with a health report: is CAIRN_API_URL a Cairn service?")
 
     def documents(self, user: str | None = None) -> list[DocumentInfo]:
         response = self._json("GET", "/documents")
-        self._raise_for_status(response)
+        self.raise_for_status(response)
         return DocumentsResponse.model_validate_json(response.text).documents
 
     def search(self, request: SearchRequest, user: str | None = None) -> SearchResponse:
         response = self._json("POST", "/search", request)
-        self._raise_for_status(response)
+        self.raise_for_status(response)
         return SearchResponse.model_validate_json(response.text)
 
     def ask_stream(self, request: AnswerRequest, user: str | None = None) -> Iterator[ChatEvent]:
@@ -233,7 +254,7 @@ class HttpClient:
                 response = source.response
                 if response.status_code >= 400:
                     response.read()
-                    self._raise_for_status(response)
+                    self.raise_for_status(response)
                 for sse in source.iter_sse():
                     if sse.event == "error":
                         detail = json.loads(sse.data).get("detail", sse.data)
@@ -243,3 +264,8 @@ class HttpClient:
                     except ValidationError:
                         continue  # an event this client does not know yet
                     yield event
+
+    def documents_admin(self, user: str | None = None) -> DocumentsAdmin | None:
+        """The service's ingest API, when CAIRN_API_KEY is an administrator's there (the service
+        decides who the page is: ``user`` is not used)."""
+        return ServiceDocumentsAdmin.for_client(self)

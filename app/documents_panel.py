@@ -3,90 +3,88 @@ source now, follow the running job, and open the documents view (each indexed fi
 type, chunks, groups and when it was indexed; the files the last syncs could not index, with
 the reason) to delete a document.
 
-It works on the page's own ingest jobs: when the page holds the index (the in-process client,
-the default). Over CAIRN_API_URL the service's `POST /ingest` and `/ingest/jobs` do the same.
+It works through the client's `DocumentsAdmin`: the page's own ingest jobs when it holds the
+index (the default), the service's ingest API over CAIRN_API_URL.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import streamlit as st
 
-from app.client import CairnClient, InProcessClient
+from app.client import CairnClient, ClientError
+from app.documents_admin import DocumentsAdmin
 from app.safe_markdown import as_markdown
 from ingest.discovery import SUPPORTED_TYPES
 from ingest.jobs import IngestJobStatus, JobState
-from ingest.sources import SourceConflictError
-from ingest.uploads import UploadError
-
-if TYPE_CHECKING:
-    from ingest.jobs import IngestJobs
 
 NEW_SOURCE = "(a new source)"
 UPLOAD_TYPES = sorted({suffix.lstrip(".") for suffix in SUPPORTED_TYPES})
 
 
 def documents_panel(client: CairnClient, user: str | None) -> None:
-    """Shown to an administrator of the identities file; to nobody else."""
-    jobs = client.ingest_jobs if isinstance(client, InProcessClient) else None
-    if jobs is None:
+    """Shown to an administrator; to nobody else."""
+    try:
+        admin = client.documents_admin(user)
+    except ClientError as exc:  # what would give this page the panel
+        st.caption(as_markdown(str(exc)))
         return
-    identity = client.identities.by_user(user) if user else None
-    if identity is None or not identity.admin:
-        if not client.identities.keys_configured:
-            st.caption(
-                "To add documents from this page, sign in as an administrator: a user with `admin: true` "
-                "in CAIRN_IDENTITIES_FILE."
-            )
+    if admin is None:
         return
     st.subheader("Documents")
-    if jobs.busy:
-        _live_progress(jobs)
-    else:
-        _last_job(jobs)
-    with st.expander("Add documents", expanded=False):
-        _upload_form(jobs, client.identities)
-    sync_column, view_column = st.columns(2)
-    if sync_column.button(
-        "Sync now", key="docs_sync", help="Index new and changed files of every source, drop deleted ones"
-    ):
-        queued = jobs.sync()
-        st.session_state["docs_notice"] = (
-            f"Sync of {len(queued)} source(s) queued." if queued else "No source to sync yet."
-        )
-        st.rerun()
-    if view_column.button("Manage documents", key="docs_view"):
-        _documents_view(jobs)
+    try:
+        jobs = admin.jobs()
+        if any(not job.finished for job in jobs):
+            _live_progress(admin)
+        else:
+            _last_job(admin, jobs)
+        with st.expander("Add documents", expanded=False):
+            _upload_form(admin)
+        sync_column, view_column = st.columns(2)
+        if sync_column.button(
+            "Sync now", key="docs_sync", help="Index new and changed files of every source, drop deleted ones"
+        ):
+            queued = admin.sync()
+            if queued:
+                st.session_state["docs_job"] = queued[0].id
+            st.session_state["docs_notice"] = (
+                f"Sync of {len(queued)} source(s) queued." if queued else "No source to sync yet."
+            )
+            st.rerun()
+        if view_column.button("Manage documents", key="docs_view"):
+            _documents_view(admin)
+    except ClientError as exc:
+        st.error(as_markdown(str(exc)))
     if notice := st.session_state.pop("docs_notice", None):
         st.caption(as_markdown(notice))
 
 
-def _upload_form(jobs: IngestJobs, identities) -> None:
-    sources = sorted(name for name, entry in jobs.sources.all().items() if entry.uploads)
+def _upload_form(admin: DocumentsAdmin) -> None:
+    sources = sorted(entry.name for entry in admin.sources() if entry.uploads)
     choice = st.selectbox("Source", [*sources, NEW_SOURCE], key="docs_source")
     groups: list[str] = []
     if choice == NEW_SOURCE:
         source = st.text_input("New source name", key="docs_new_source", placeholder="e.g. hr-handbook").strip()
-        known = sorted({g for name in identities.users for g in identities.by_user(name).groups} | {"public"})
         groups = st.multiselect(
-            "Who may read it (groups)", known, default=["public"], key="docs_groups", accept_new_options=True,
+            "Who may read it (groups)", admin.known_groups(), default=["public"], key="docs_groups",
+            accept_new_options=True,
             help="Written to the new source's cairn-acl.yaml; edit that file later to change them.",
         )  # fmt: skip
     else:
         source = choice
     attempt = st.session_state.setdefault("docs_upload_round", 0)  # a new key empties the uploader
+    limit = admin.upload_limit_mb
+    each = f"Each up to {limit:g} MB (CAIRN_MAX_FILE_MB)." if limit else "Each up to the service's CAIRN_MAX_FILE_MB."
     files = st.file_uploader(
-        "Files", type=UPLOAD_TYPES, accept_multiple_files=True, key=f"docs_files_{attempt}",
-        help=f"Each up to {jobs.uploads.max_file_mb:g} MB (CAIRN_MAX_FILE_MB).",
+        "Files", type=UPLOAD_TYPES, accept_multiple_files=True, key=f"docs_files_{attempt}", help=each
     )  # fmt: skip
     if st.button("Upload and index", key="docs_upload", disabled=not (files and source)):
         try:
-            job = jobs.add_uploads(source, [(f.name, f) for f in files], groups if choice == NEW_SOURCE else None)
-        except (UploadError, SourceConflictError) as exc:
+            job = admin.upload(source, [(f.name, f) for f in files], groups if choice == NEW_SOURCE else None)
+        except ClientError as exc:
             st.error(as_markdown(str(exc)))
             return
         st.session_state["docs_upload_round"] = attempt + 1
+        st.session_state["docs_job"] = job.id
         st.session_state["docs_notice"] = f"{len(files)} file(s) uploaded to '{source}': job {job.id} queued."
         st.rerun()
 
@@ -101,9 +99,13 @@ def _describe(job: IngestJobStatus) -> str:
 
 
 @st.fragment(run_every=1.0)
-def _live_progress(jobs: IngestJobs) -> None:
+def _live_progress(admin: DocumentsAdmin) -> None:
     """Refreshes itself every second while a job runs; the whole page once it is over."""
-    active = [job for job in jobs.jobs() if not job.finished]
+    try:
+        active = [job for job in admin.jobs() if not job.finished]
+    except ClientError as exc:
+        st.error(as_markdown(str(exc)))
+        return
     if not active:
         st.rerun(scope="app")  # counts, filters and the documents view change with the index
     running = next((job for job in active if job.state == JobState.running), active[-1])
@@ -113,8 +115,10 @@ def _live_progress(jobs: IngestJobs) -> None:
         st.caption(f"{len(active) - 1} more job(s) waiting")
 
 
-def _last_job(jobs: IngestJobs) -> None:
-    last = next(iter(jobs.jobs()), None)
+def _last_job(admin: DocumentsAdmin, jobs: list[IngestJobStatus]) -> None:
+    """The job this page queued last (as the service reports it now), else the newest."""
+    mine = st.session_state.get("docs_job")
+    last = (admin.job(mine) if mine else None) or next(iter(jobs), None)
     if last is None:
         return
     if last.state == JobState.failed:
@@ -130,8 +134,13 @@ def _last_job(jobs: IngestJobs) -> None:
 
 
 @st.dialog("Documents", width="large")
-def _documents_view(jobs: IngestJobs) -> None:
-    records = jobs.documents()
+def _documents_view(admin: DocumentsAdmin) -> None:
+    try:
+        records = admin.indexed_files()
+        failures = [(entry.name, f) for entry in admin.sources() for f in entry.failures]
+    except ClientError as exc:
+        st.error(as_markdown(str(exc)))
+        return
     st.caption(f"{len(records)} indexed file(s), every group: this view is for administrators.")
     st.dataframe(
         [
@@ -144,7 +153,6 @@ def _documents_view(jobs: IngestJobs) -> None:
         hide_index=True,
         width="stretch",
     )  # fmt: skip
-    failures = [(name, f) for name, entry in jobs.sources.all().items() for f in entry.failures]
     if failures:
         st.markdown("**Files the last sync could not index**")
         st.dataframe([{"source": name, "path": f.path, "reason": f.error} for name, f in failures], hide_index=True)
@@ -153,7 +161,11 @@ def _documents_view(jobs: IngestJobs) -> None:
     labels = {f"{r.source}/{r.path}": r for r in records}
     chosen = st.selectbox("Document", list(labels), key="docs_delete_choice")
     if st.button("Delete from the index", key="docs_delete", type="primary"):
-        deleted = jobs.delete_document(labels[chosen].doc_id)
+        try:
+            deleted = admin.delete_document(labels[chosen].doc_id)
+        except ClientError as exc:
+            st.error(as_markdown(str(exc)))
+            return
         if deleted is None:
             st.warning("It was already gone.")
             return
