@@ -139,13 +139,16 @@ class RouteLoad:
     sent: int
     answered: int
     ok: int
-    requests_per_s: float  # successful requests per second of the run
+    requests_per_s: float  # successful requests per second of the route's span
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
     errors: dict[str, int]
     lost: int
     providers: dict[str, int] = field(default_factory=dict)  # /answer: successful answers by provider
+    # From the run's start to this route's last answer: slow answers drained after the deadline do
+    # not dilute the rate of the searches that ended with it.
+    span_s: float = 0.0
 
 
 @dataclass
@@ -184,6 +187,7 @@ class _Outcome:
     error: str | None = None
     went_out: bool = True  # False: the connection could not be made, nothing was sent
     provider: str | None = None  # /answer: who wrote it
+    ended_at: float = field(default_factory=time.monotonic)
 
 
 class _Budget:
@@ -305,11 +309,14 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)) * 1000, 1) if values else None
 
 
-def summarise(sent: Counter, outcomes: Sequence[_Outcome], elapsed_s: float, routes: Sequence[str]) -> list[RouteLoad]:
+def summarise(
+    sent: Counter, outcomes: Sequence[_Outcome], started: float, elapsed_s: float, routes: Sequence[str]
+) -> list[RouteLoad]:
     rows = []
     for route in routes:
         mine = [o for o in outcomes if o.route == route]
         latencies = sorted(o.latency_s for o in mine if o.ok)
+        span = max((o.ended_at for o in mine), default=started + elapsed_s) - started
         answered = sum(o.answered for o in mine)
         rows.append(
             RouteLoad(
@@ -317,7 +324,7 @@ def summarise(sent: Counter, outcomes: Sequence[_Outcome], elapsed_s: float, rou
                 sent=sent[route],
                 answered=answered,
                 ok=len(latencies),
-                requests_per_s=round(len(latencies) / elapsed_s, 2) if elapsed_s > 0 else 0.0,
+                requests_per_s=round(len(latencies) / span, 2) if span > 0 else 0.0,
                 p50_ms=_percentile(latencies, 50),
                 p95_ms=_percentile(latencies, 95),
                 p99_ms=_percentile(latencies, 99),
@@ -325,6 +332,7 @@ def summarise(sent: Counter, outcomes: Sequence[_Outcome], elapsed_s: float, rou
                 # sent and never answered: unanswered outcomes that went out, and no outcome at all
                 lost=sent[route] - answered - sum(not o.went_out for o in mine),
                 providers=dict(Counter(o.provider or "?" for o in mine if o.ok)) if route == "answer" else {},
+                span_s=round(span, 2),
             )
         )
     return rows
@@ -398,7 +406,7 @@ def run_load(
         sent_now, done = Counter(sent), list(outcomes)
     stuck = sum(thread.is_alive() for thread in threads)
 
-    rows = summarise(sent_now, done, elapsed, routes)
+    rows = summarise(sent_now, done, started, elapsed, routes)
     bench = LoadBench(
         url=url,
         clients=clients,
