@@ -48,48 +48,59 @@ def answer(turn: Turn, client: CairnClient, ask: AskSettings, turns: list[Turn],
         render_turn(turn, len(turns))
 
 
-st.set_page_config(page_title="Cairn", page_icon="🪨", layout="wide")
-settings = Settings()
-settings_key = settings.model_dump_json()
-try:
-    client = load_client(settings_key)
-except ClientError as exc:
-    st.error(as_markdown(str(exc)))
-    st.stop()
+def main() -> None:
+    st.set_page_config(page_title="Cairn", page_icon="🪨", layout="wide")
+    settings = Settings()
+    settings_key = settings.model_dump_json()
+    try:
+        client = load_client(settings_key)
+    except ClientError as exc:
+        st.error(as_markdown(str(exc)))
+        st.stop()
 
-ask = render_sidebar(client, settings, settings_key)
-turns: list[Turn] = st.session_state.setdefault("turns", [])
-if ask is None:  # no key yet, or a refused one: nothing of anyone's is shown
-    turns.clear()
-    st.session_state["acting_user"] = None
-    st.markdown("#### Enter your API key in the sidebar to ask questions")
-    st.caption("Whoever runs Cairn gives each person a key; it decides which documents your answers may use.")
-    st.stop()
-if st.session_state.get("acting_user", ask.user) != ask.user:
-    turns.clear()  # one user's answers must not feed another user's follow-ups
-st.session_state["acting_user"] = ask.user
+    ask = render_sidebar(client, settings, settings_key)
+    turns: list[Turn] = st.session_state.setdefault("turns", [])
+    if ask is None:  # no key yet, or a refused one: nothing of anyone's is shown
+        turns.clear()
+        st.session_state["acting_user"] = None
+        st.markdown("#### Enter your API key in the sidebar to ask questions")
+        st.caption("Whoever runs Cairn gives each person a key; it decides which documents your answers may use.")
+        st.stop()
+    if st.session_state.get("acting_user", ask.user) != ask.user:
+        turns.clear()  # one user's answers must not feed another user's follow-ups
+    st.session_state["acting_user"] = ask.user
 
-intro = st.empty()
-if not turns:
-    with intro.container():
-        st.markdown("#### Ask a question about your documents")
-        st.caption("Answers cite their sources as [n]; open *Retrieval* under an answer to see why each source was chosen.")
-fresh = st.session_state.pop("ask_fresh", None)  # "Ask fresh" under a cached answer
-for index, turn in enumerate(turns):
-    with st.chat_message("user"):
-        st.markdown(as_markdown(turn.question))
-    with st.chat_message("assistant"):
-        if index == fresh:
-            turns[index] = turn = Turn(question=turn.question)
-            answer(turn, client, ask, turns[:index], cache="refresh")
-        else:
-            render_turn(turn, index)
+    intro = st.empty()
+    if not turns:
+        with intro.container():
+            st.markdown("#### Ask a question about your documents")
+            st.caption(
+                "Answers cite their sources as [n]; open *Retrieval* under an answer to see why each source was chosen."
+            )
+    fresh = st.session_state.pop("ask_fresh", None)  # "Ask fresh" under a cached answer
+    for index, turn in enumerate(turns):
+        with st.chat_message("user"):
+            st.markdown(as_markdown(turn.question))
+        with st.chat_message("assistant"):
+            if index == fresh:
+                turns[index] = turn = Turn(question=turn.question)
+                answer(turn, client, ask, turns[:index], cache="refresh")
+            else:
+                render_turn(turn, index)
 
-if question := st.chat_input("Ask a question about your documents"):
-    intro.empty()
-    with st.chat_message("user"):
-        st.markdown(as_markdown(question))
-    turn = Turn(question=question)
-    with st.chat_message("assistant"):
-        answer(turn, client, ask, turns)
-    turns.append(turn)
+    if question := st.chat_input("Ask a question about your documents"):
+        intro.empty()
+        with st.chat_message("user"):
+            st.markdown(as_markdown(question))
+        turn = Turn(question=question)
+        with st.chat_message("assistant"):
+            answer(turn, client, ask, turns)
+        turns.append(turn)
+
+
+# Only as the page: an ingest job's parser process (multiprocessing's spawn) imports the main
+# module of the process that started it, which under `streamlit run` is this page, under the
+# name "__mp_main__". Run there, the page would load the models, open the index a second time
+# and announce that process as its holder in serving.json.
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -210,10 +211,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_ui(env: dict[str, str], folder: Path, timeout_s: float = 120) -> Iterator[str]:
+def running_ui(
+    env: dict[str, str], folder: Path, timeout_s: float = 120, stop: signal.Signals = signal.SIGINT
+) -> Iterator[str]:
     """`cairn ui` with ``env`` (the checkout's packages first), run from ``folder``; yields its
-    address once it listens, stops it with Ctrl-C after, and prints its log (shown on failure)."""
-    import signal
+    address once it listens, stops it with ``stop`` after (SIGINT: Ctrl-C; killed if it has not
+    stopped 30 s later), and prints its log (shown on failure)."""
     import socket
     import subprocess
     import sys
@@ -238,7 +241,7 @@ def running_ui(env: dict[str, str], folder: Path, timeout_s: float = 120) -> Ite
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
