@@ -112,6 +112,7 @@ class InProcessClient:
         client = cls(runtime.search, runtime.answers, runtime.identities)
         client.ingest_jobs = runtime.ingest_jobs  # the documents panel's (administrators only)
         runtime.announce("ui")  # `cairn ingest` then points to that panel instead of failing on the lock
+        runtime.fill_rerank_vectors()
         return client
 
     @property

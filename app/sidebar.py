@@ -143,6 +143,13 @@ def index_status(client: CairnClient, client_key: str, user: str | None) -> tupl
         last = max((d.indexed_at for d in documents if d.indexed_at), default=None)
         if last:
             st.caption(f"Last ingest: {last[:16].replace('T', ' ')} UTC")
+        filled = health.rerank_vectors_filled
+        if filled is not None and filled < health.chunks:
+            st.progress(
+                filled / health.chunks,
+                text=f"Reranking vectors stored for {filled:,} of {health.chunks:,} chunks: until the rest are "
+                "filled (in the background), their questions rerank more slowly.",
+            )
     return health, documents
 
 

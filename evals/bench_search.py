@@ -7,7 +7,11 @@ on their dense vector (so they are not exact ties) and the same BM25 vector; enc
 texts on 2 cores would take longer than the benchmark itself.
 
 Each size is measured through the real `SearchService` (encode, one batched Qdrant Query API
-call, rerank), with and without a reranker. Without a trained cross-encoder configured
+call, rerank), with and without a reranker. The embedding reranker (the default) is measured
+each way it can run: reading the chunk vectors the fill stored in the index (copied into the
+replica with the same noise as the dense vectors) at depth 20 and 50, and encoding each
+candidate at query time at depth 10 (on fewer queries: it takes seconds each; copies share
+their text, so its in-memory cache flatters it at 100k). Without a trained cross-encoder configured
 (CAIRN_RERANKER_MODEL), the reranker timed is a speed-equivalent stand-in: the packaged MiniLM
 with an untrained classification head, same architecture and input length as a MiniLM
 cross-encoder. Its scores are meaningless; only its time is reported.
@@ -30,7 +34,7 @@ import numpy as np
 from retrieval.access import Identity
 from retrieval.encoders import build_encoders
 from retrieval.index_schema import ChunkPoint
-from retrieval.rerank import CrossEncoderReranker, NoReranker, Reranker, build_reranker
+from retrieval.rerank import CrossEncoderReranker, EmbeddingReranker, NoReranker, Reranker, build_reranker
 from retrieval.search_schemas import SearchRequest
 from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL, Settings
@@ -52,7 +56,7 @@ class StageLatency:
 @dataclass
 class SearchBenchRow:
     chunks: int
-    reranker: str  # "none", or the reranker's name (+ " (untrained stand-in)")
+    reranker: str  # "none", or the reranker's name (+ how it ran, or " (untrained stand-in)")
     rerank_depth: int
     queries: int
     stages: dict[str, StageLatency]
@@ -74,6 +78,16 @@ class _SourceChunk:
     dense: np.ndarray
     sparse: object
     payload: dict
+    named: dict[str, np.ndarray]  # the reranking model's vector, where the fill stored it
+
+
+@dataclass(frozen=True)
+class _RerankVariant:
+    label: str
+    reranker: Reranker
+    depth: int
+    stored: bool  # read the stored vectors (False: encode every candidate at query time)
+    queries: int  # how many of the queries it is timed on
 
 
 def read_source(settings: Settings) -> list[_SourceChunk]:
@@ -81,7 +95,8 @@ def read_source(settings: Settings) -> list[_SourceChunk]:
     store = EdgeStore(settings.data_dir)
     try:
         chunks = [
-            _SourceChunk(c.id, np.asarray(c.dense), c.sparse, c.payload) for c in store.scroll_chunks(settings.collection)
+            _SourceChunk(c.id, np.asarray(c.dense), c.sparse, c.payload, {k: np.asarray(v) for k, v in c.named.items()})
+            for c in store.scroll_chunks(settings.collection)
         ]
     finally:
         store.close()
@@ -92,23 +107,29 @@ def read_source(settings: Settings) -> list[_SourceChunk]:
     return chunks
 
 
+def _noisy(vector: np.ndarray, rng: np.random.Generator, copy: int) -> np.ndarray:
+    noisy = vector if copy == 0 else vector + rng.normal(0.0, _NOISE, vector.shape)
+    return noisy / np.linalg.norm(noisy)
+
+
 def build_replica(store: EdgeStore, source: Sequence[_SourceChunk], size: int, seed: int = 13) -> float:
     """A collection of ``size`` chunks: copies of ``source`` with distinct ids and documents."""
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     store.create_chunk_collection(BENCH_COLLECTION, int(source[0].dense.shape[0]))
+    named_sizes = {name: int(v.shape[0]) for chunk in source for name, v in chunk.named.items()}
+    for name, dim in named_sizes.items():
+        store.add_vector(BENCH_COLLECTION, name, dim)
     batch: list[ChunkPoint] = []
     for n in range(size):
         chunk = source[n % len(source)]
         copy = n // len(source)
-        vector = chunk.dense if copy == 0 else chunk.dense + rng.normal(0.0, _NOISE, chunk.dense.shape)
-        vector = vector / np.linalg.norm(vector)
         payload = dict(chunk.payload)
         if copy:
             payload["doc_id"] = f"{payload.get('doc_id', '')}#{copy}"
-        batch.append(
-            ChunkPoint(str(uuid.uuid5(uuid.UUID(chunk.id), str(copy))), vector.tolist(), chunk.sparse, payload)
-        )
+        named = {name: _noisy(v, rng, copy).tolist() for name, v in chunk.named.items()}
+        point_id = str(uuid.uuid5(uuid.UUID(chunk.id), str(copy)))
+        batch.append(ChunkPoint(point_id, _noisy(chunk.dense, rng, copy).tolist(), chunk.sparse, payload, named))
         if len(batch) == 1000:
             store.upsert_chunks(BENCH_COLLECTION, batch)
             batch = []
@@ -148,6 +169,21 @@ def timing_reranker(settings: Settings) -> tuple[Reranker, str]:
         allow_untrained_head=True,
     )
     return stand_in, f"{stand_in.name} (untrained stand-in, timing only)"
+
+
+def rerank_variants(
+    settings: Settings, reranker: Reranker, label: str, source: Sequence[_SourceChunk], queries: int
+) -> list[_RerankVariant]:
+    """Each way the reranker runs: the embedding reranker from stored vectors (depth 20 and 50,
+    when the source index holds them) and encoding per query (depth 10, on a sixth of the
+    queries); any other reranker at the configured depth."""
+    if not isinstance(reranker, EmbeddingReranker):
+        return [_RerankVariant(label, reranker, settings.rerank_depth, False, queries)]
+    variants = []
+    if any(reranker.vector_name in chunk.named for chunk in source):
+        variants += [_RerankVariant(f"{label} (stored vectors)", reranker, depth, True, queries) for depth in (20, 50)]
+    variants.append(_RerankVariant(f"{label} (encoded per query)", reranker, 10, False, max(queries // 6, _WARMUP + 5)))
+    return variants
 
 
 def load_queries(path: Path | None, source: Sequence[_SourceChunk], count: int, seed: int = 7) -> list[str]:
@@ -201,18 +237,29 @@ def bench_search(
                     started = time.perf_counter()
                     store.optimize(BENCH_COLLECTION)
                     bench.notes.append(f"optimize() at {size} chunks took {time.perf_counter() - started:.0f} s")
-                bench_settings = settings.model_copy(update={"collection": BENCH_COLLECTION})
-                for rerank, chosen in ((False, NoReranker()), (True, reranker)):
-                    service = SearchService(bench_settings, store, dense, sparse, chosen)
-                    stages = measure(service, queries, rerank, top_k)
-                    label = "reranked" if rerank else "no reranker"
-                    log(f"{size:,} chunks, {label}: total p95 {stages['total'].p95_ms} ms")
+                plain = _RerankVariant("none", NoReranker(), 0, False, len(queries))
+                for variant in [plain, *rerank_variants(settings, reranker, reranker_label, source, len(queries))]:
+                    bench_settings = settings.model_copy(
+                        update={
+                            "collection": BENCH_COLLECTION,
+                            "rerank_depth": max(variant.depth, 1),
+                            "rerank_stored_vectors": variant.stored,
+                        }
+                    )
+                    if isinstance(variant.reranker, EmbeddingReranker):
+                        variant.reranker.clear_cache()  # each row starts with nothing encoded
+                    service = SearchService(bench_settings, store, dense, sparse, variant.reranker)
+                    timed = queries[: variant.queries]
+                    stages = measure(service, timed, variant.depth > 0, top_k)
+                    log(
+                        f"{size:,} chunks, {variant.label} depth {variant.depth}: total p95 {stages['total'].p95_ms} ms"
+                    )
                     bench.rows.append(
                         SearchBenchRow(
                             chunks=store.count(BENCH_COLLECTION),
-                            reranker=reranker_label if rerank else "none",
-                            rerank_depth=settings.rerank_depth if rerank else 0,
-                            queries=len(queries),
+                            reranker=variant.label,
+                            rerank_depth=variant.depth,
+                            queries=len(timed),
                             stages=stages,
                         )
                     )

@@ -37,7 +37,8 @@ from evals.significance import Comparison, compare_to_reference
 from ingest.pipeline import fingerprint_of
 from retrieval.access import Identity
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.rerank import Reranker, build_reranker
+from ingest.rerank_fill import RerankVectorFill
+from retrieval.rerank import EmbeddingReranker, Reranker, build_reranker
 from retrieval.search_schemas import ContextRequest, SearchRequest
 from retrieval.service import SearchService
 from retrieval.settings import Settings
@@ -232,6 +233,7 @@ class EvalRunner:
                     update={"data_dir": index.folder, "collection": EVAL_COLLECTION, "qdrant_url": None}
                 )
                 reranker = self.reranker(settings)
+                self._fill_rerank_vectors(index, settings, reranker, config.rerank)
                 search = SearchService(settings, index.store, self.dense(settings), self.sparse(settings), reranker)
                 answers = AnswerService(search, settings.answers)
                 request = AnswerRequest(question="-", mode=config.mode, rerank=config.rerank)
@@ -250,6 +252,27 @@ class EvalRunner:
         bar = _IngestBar(self.progress, f"index {evalset.name}") if self.progress else None
         return self.cache.open(evalset, digest, settings, self.dense(settings), self.sparse(settings), progress=bar)
 
+    def _fill_rerank_vectors(self, index: CachedIndex, settings: Settings, reranker: Reranker, rerank: bool) -> None:
+        """The reranking model's vectors stored in the cached index before its rows are timed, as
+        `cairn ingest` leaves a production index (once per index: later runs find them filled)."""
+        if not (rerank and settings.rerank_stored_vectors and isinstance(reranker, EmbeddingReranker)):
+            return
+        if reranker.encoder is None:
+            return
+        fill = RerankVectorFill(index.store, EVAL_COLLECTION, reranker.encoder)
+        fill.prepare()
+        if fill.pending() == 0:
+            return
+        task = self._task(f"index {index.folder.name}: reranking vectors", fill.progress().chunks)
+        runner = self
+
+        class Bar:
+            def filled(self, done: int, total: int) -> None:
+                if runner.progress and task is not None:
+                    runner.progress.update(task, completed=done, total=total)
+
+        fill.run(Bar())
+
     def _task(self, description: str, total: int) -> TaskID | None:
         return self.progress.add_task(description, total=total) if self.progress else None
 
@@ -264,6 +287,7 @@ class EvalRunner:
             update={"data_dir": index.folder, "collection": EVAL_COLLECTION, "qdrant_url": None}
         )
         reranker = self.reranker(settings)
+        self._fill_rerank_vectors(index, settings, reranker, config.rerank)
         service = SearchService(settings, index.store, self.dense(settings), self.sparse(settings), reranker)
         if config.rerank and not reranker.available:
             notes.append(f"reranker unavailable: {reranker.unavailable_reason}")

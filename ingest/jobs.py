@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from ingest.acl import AclError
 from ingest.parser_pool import ParserPool
 from ingest.pipeline import Failure, IngestPipeline, IngestReport
+from ingest.rerank_fill import RerankVectorFill
 from ingest.serialized_store import SerializedStore
 from ingest.sources import SourceConflictError, SourceEntry, SourceRegistry, registry_path
 from ingest.uploads import UploadFolders
@@ -79,6 +80,22 @@ class IngestJobStatus(BaseModel):
     @property
     def finished(self) -> bool:
         return self.state in (JobState.done, JobState.failed)
+
+
+class RerankFillStatus(BaseModel):
+    """The background fill of the reranking model's vectors (see ingest/rerank_fill.py)."""
+
+    # off: no embedding reranker; filling: chunks lack the vector (jobs go first); complete:
+    # every chunk holds it; failed: the last attempt failed (`error`), the next job retries
+    state: Literal["off", "filling", "complete", "failed"]
+    model: str | None = None
+    filled: int = 0
+    chunks: int = 0
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "filling"
 
 
 class DeletedDocument(BaseModel):
@@ -137,10 +154,13 @@ class IngestJobs:
         sparse: SparseEncoder,
         store_lock: AbstractContextManager | None = None,
         parser_pool: ParserPool | None = None,
+        rerank_encoder: DenseEncoder | None = None,
     ) -> None:
         """``store_lock``: held by searches around their reads when the store serves one request at
         a time; the runner's writes take it too, call by call. ``parser_pool``: shared (and closed)
-        by its owner; by default the pipeline starts its own with the first job."""
+        by its owner; by default the pipeline starts its own with the first job. ``rerank_encoder``:
+        the embedding reranker's loaded model; when given, the worker fills its vectors into the
+        index whenever no job waits (after each job, and from `fill_in_background`)."""
         if store_lock is not None and not store.concurrent_reads:
             store = SerializedStore(store, store_lock)  # type: ignore[assignment]
         self.settings = settings
@@ -159,6 +179,13 @@ class IngestJobs:
         self._running: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._fill = (
+            RerankVectorFill(self.store, self.collection, rerank_encoder, jobs.rerank_fill_batch)
+            if rerank_encoder is not None
+            else None
+        )
+        self._fill_due = False
+        self._fill_error: str | None = None
 
     # --- submitting ----------------------------------------------------------------------
     def submit(
@@ -239,6 +266,66 @@ class IngestJobs:
             return False
         return self.store.count(self.records, Filter(must=(MatchAny("source", (source,)),))) > 0
 
+    # --- the reranking model's vectors ----------------------------------------------------
+    def fill_in_background(self) -> None:
+        """Fill the chunks that lack the reranking model's vector, batch by batch, whenever no job
+        waits (a serving process calls this at start; every job ends by asking for it too)."""
+        if self._fill is None:
+            return
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._fill_due, self._fill_error = True, None
+            self._start_worker()
+            self._wake.notify_all()
+
+    def fill_status(self) -> RerankFillStatus:
+        fill = self._fill
+        if fill is None:
+            return RerankFillStatus(state="off")
+        with self._lock:
+            due, error = self._fill_due, self._fill_error
+        if not self.store.collection_exists(self.collection):
+            return RerankFillStatus(state="complete", model=fill.model)
+        progress = fill.progress()
+        if error is not None and not due:
+            state = "failed"
+        else:
+            state = "complete" if progress.complete else "filling"
+        return RerankFillStatus(
+            state=state, model=fill.model, filled=progress.filled, chunks=progress.chunks, error=error
+        )
+
+    def wait_fill(self, timeout: float | None = None) -> RerankFillStatus:
+        """Until the fill is complete (or failed, or ``timeout``); a job queued meanwhile runs first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while (self._fill_due or self._queue or self._running) and not self._stop.is_set():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._wake.wait(left)
+        return self.fill_status()
+
+    def _fill_batch(self) -> None:
+        """One batch: the worker comes back between two, so a job never waits behind a whole fill."""
+        assert self._fill is not None
+        done, error = False, None
+        try:
+            if not self.store.collection_exists(self.collection):
+                done = True  # nothing indexed yet
+            else:
+                self._fill.prepare()  # every time: a reindex may have switched the alias to a new collection
+                done = self._fill.step() == 0
+        except Exception as exc:  # the index failed, the disk filled...: retried after the next job
+            log.warning("filling the reranking vectors failed", exc_info=exc)
+            done, error = True, f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            if done:
+                self._fill_due = False
+            self._fill_error = error
+            self._wake.notify_all()
+
     # --- reading -------------------------------------------------------------------------
     def get(self, job_id: str) -> IngestJobStatus | None:
         with self._lock:
@@ -315,14 +402,19 @@ class IngestJobs:
     def _work(self) -> None:
         while True:
             with self._lock:
-                while not self._queue and not self._stop.is_set():
+                while not self._queue and not self._stop.is_set() and not self._fill_due:
                     self._wake.wait()
                 if self._stop.is_set():
                     return
-                job_id = self._queue.popleft()
-                self._running = job_id
-                job = self._jobs[job_id]
-                job.state, job.started_at = JobState.running, _now()
+                job = None
+                if self._queue:  # jobs first; the fill goes on between them
+                    job_id = self._queue.popleft()
+                    self._running = job_id
+                    job = self._jobs[job_id]
+                    job.state, job.started_at = JobState.running, _now()
+            if job is None:
+                self._fill_batch()
+                continue
             try:
                 report, error = self._run(job), None
             except BaseException as exc:  # the worker must outlive any job
@@ -335,6 +427,8 @@ class IngestJobs:
                 else:
                     job.state, job.error = JobState.failed, error
                 self._running = None
+                if self._fill is not None:  # the job's new chunks lack the reranking vectors
+                    self._fill_due, self._fill_error = True, None
                 self._wake.notify_all()
 
     def _run(self, job: IngestJobStatus) -> IngestReport:

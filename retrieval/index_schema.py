@@ -1,12 +1,14 @@
 """The index schema both storage backends implement, and the ids that keep re-runs idempotent.
 
 A collection ``NAME`` holds one point per chunk (a named dense vector and a named BM25
-sparse vector). Its companion ``NAME__files`` holds one record per indexed file: the marker
+sparse vector, plus the reranking model's vector once the background fill has reached it: see
+`rerank_vector_name`). Its companion ``NAME__files`` holds one record per indexed file: the marker
 written only after that file's chunks are stored, which incremental ingestion trusts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,6 +20,7 @@ from retrieval.encoders import SparseVec
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "bm25"
 FILES_SUFFIX = "__files"
+RERANK_VECTOR_PREFIX = "rerank-"
 
 # Keyword payload indexes (the issue's list, plus `dirs` for path-prefix filters and
 # `source` so several ingested roots can share one collection).
@@ -32,6 +35,20 @@ _NAMESPACE = uuid.UUID("6f1c2a52-93c5-4bd4-9f59-2f3c7a0c8e11")
 def chunk_header(title: str, section: str) -> str:
     """The header encoded above every chunk's body: the title, then the section path."""
     return SECTION_SEPARATOR.join([title] + ([section] if section and section != title else []))
+
+
+def passage_text(title: str, section: str, text: str) -> str:
+    """A chunk as its encoders read it: the header, then the body (rebuilt from the payload)."""
+    return f"{chunk_header(title, section)}\n{text}"
+
+
+def rerank_vector_name(model: str) -> str:
+    """The named vector holding ``model``'s encoding of each chunk (the text ingestion embedded).
+
+    Named after the model: vectors of another reranking model are never read as this one's, and
+    a model change starts a fresh fill instead of mixing two vector spaces.
+    """
+    return RERANK_VECTOR_PREFIX + hashlib.sha256(model.encode()).hexdigest()[:12]
 
 
 def files_collection(collection: str) -> str:
@@ -94,6 +111,8 @@ class ChunkPoint:
     dense: list[float]
     sparse: SparseVec
     payload: dict[str, Any]
+    # further named dense vectors the point holds (the reranking model's, once filled)
+    named: dict[str, list[float]] = field(default_factory=dict)
 
 
 # --- filters, backend-neutral ------------------------------------------------------------
@@ -112,7 +131,14 @@ class Range:
     lte: float | None = None
 
 
-Condition = MatchAny | Range
+@dataclass(frozen=True)
+class HasVector:
+    """The point holds the named vector (the reranking model's, once filled)."""
+
+    name: str
+
+
+Condition = MatchAny | Range | HasVector
 
 
 @dataclass(frozen=True)

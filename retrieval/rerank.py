@@ -12,13 +12,13 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 from cachetools import LRUCache
 
 from retrieval.encoders import DenseEncoder
-from retrieval.index_schema import chunk_header
+from retrieval.index_schema import passage_text, rerank_vector_name
 from retrieval.model_sources import DEFAULT_MODELS_DIR, resolve_model
 from retrieval.search_schemas import Hit, RerankInfo, StageScore
 from retrieval.settings import RerankSettings
@@ -30,6 +30,11 @@ class RerankError(RuntimeError):
     """Reranking failed for this request; the message says why."""
 
 
+# (vector name, query vector, chunk ids) -> the cosine of the query and each chunk's stored
+# vector of that name, for the chunks that hold one: the index computes it (IndexStore.rescore).
+StoredScores = Callable[[str, Sequence[float], Sequence[str]], dict[str, float]]
+
+
 class Reranker(Protocol):
     name: str  # "embedding:<model>", "cross-encoder:<model>", "cohere:<model>" or "none"
 
@@ -39,8 +44,9 @@ class Reranker(Protocol):
     @property
     def unavailable_reason(self) -> str | None: ...
 
-    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
-        """``hits`` reordered, each with ``scores.rerank``; raises `RerankError`."""
+    def rerank(self, query: str, hits: Sequence[Hit], stored: StoredScores | None = None) -> list[Hit]:
+        """``hits`` reordered, each with ``scores.rerank``; raises `RerankError`. ``stored``
+        reads vectors the index holds for the candidates (used by the embedding reranker)."""
 
 
 def with_rerank_scores(hits: Sequence[Hit], scores: Sequence[float]) -> list[Hit]:
@@ -55,7 +61,7 @@ def with_rerank_scores(hits: Sequence[Hit], scores: Sequence[float]) -> list[Hit
 
 
 def rerank_hits(
-    reranker: Reranker, query: str, hits: Sequence[Hit], depth: int, top_k: int
+    reranker: Reranker, query: str, hits: Sequence[Hit], depth: int, top_k: int, stored: StoredScores | None = None
 ) -> tuple[list[Hit], RerankInfo]:
     """The reranked head (``depth`` fused candidates) followed by the rest in fused order, cut at ``top_k``."""
     if not reranker.available:
@@ -64,7 +70,7 @@ def rerank_hits(
     if not head:
         return [], RerankInfo(reranker=reranker.name, applied=False, note="no candidates to rerank")
     try:
-        reranked = reranker.rerank(query, head)
+        reranked = reranker.rerank(query, head, stored)
     except RerankError as exc:
         return list(hits[:top_k]), RerankInfo(
             reranker=reranker.name, applied=False, note=f"reranking failed, results are in fused order: {exc}"
@@ -78,7 +84,7 @@ class ScoringReranker:
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         raise NotImplementedError
 
-    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+    def rerank(self, query: str, hits: Sequence[Hit], stored: StoredScores | None = None) -> list[Hit]:
         return with_rerank_scores(hits, self.score(query, [hit.text for hit in hits]))
 
 
@@ -104,7 +110,7 @@ class NoReranker(ScoringReranker):
 
 def encoded_passage(hit: Hit) -> str:
     """The chunk as ingestion encodes it: the title and section path as a header, then the body."""
-    return f"{chunk_header(hit.title, hit.section)}\n{hit.text}"
+    return passage_text(hit.title, hit.section, hit.text)
 
 
 class EmbeddingReranker:
@@ -113,8 +119,12 @@ class EmbeddingReranker:
     A chunk's rerank score is the model's cosine similarity of the query and the chunk as
     ingestion encodes it, minus the first stage's document length prior (prior x ln(chunks in
     the document)): a bi-encoder has the same bias towards long documents. The model needs no
-    training, and no second vector is stored: the cost is one pass per candidate at query time
-    (~0.4 s a chunk for mpnet on 2 CPU cores), so recently scored chunks are kept in memory.
+    training.
+
+    The chunk side is paid once: ingestion's background fill stores each chunk's vector in the
+    index (`vector_name`), and Qdrant rescores the candidates by it, so a query costs one
+    encoding of the question. A candidate not yet filled is encoded at query time (mpnet: ~0.2 s
+    a chunk on 2 CPU cores), and kept in memory for the next query.
     """
 
     def __init__(
@@ -127,6 +137,7 @@ class EmbeddingReranker:
         models_dir: Path = DEFAULT_MODELS_DIR,
     ) -> None:
         self.name = f"embedding:{model}" if model else "embedding"
+        self.vector_name = rerank_vector_name(model) if model else None
         self.length_prior = length_prior
         self.cache_size = cache_size
         self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=cache_size)  # passage text -> unit vector
@@ -153,11 +164,30 @@ class EmbeddingReranker:
     def unavailable_reason(self) -> str | None:
         return self._reason
 
-    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
-        if self._encoder is None:
+    @property
+    def cached_passages(self) -> int:
+        """Candidates encoded at query time and kept in memory."""
+        return len(self._cache)
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    @property
+    def encoder(self) -> DenseEncoder | None:
+        """The loaded model: the background fill encodes chunks with this very object."""
+        return self._encoder
+
+    def rerank(self, query: str, hits: Sequence[Hit], stored: StoredScores | None = None) -> list[Hit]:
+        if self._encoder is None or self.vector_name is None:
             raise RerankError(self._reason or "the reranking embedding model is not loaded")
-        passages = self._passage_vectors([encoded_passage(hit) for hit in hits])
-        similarity = passages @ np.asarray(self._encoder.encode_query(query))
+        query_vector = np.asarray(self._encoder.encode_query(query))
+        from_index = stored(self.vector_name, query_vector.tolist(), [hit.id for hit in hits]) if stored else {}
+        similarity = np.array([from_index.get(hit.id, np.nan) for hit in hits])
+        unfilled = [i for i, hit in enumerate(hits) if hit.id not in from_index]
+        if unfilled:
+            passages = self._passage_vectors([encoded_passage(hits[i]) for i in unfilled])
+            similarity[unfilled] = passages @ query_vector
         prior = self.length_prior * np.log([hit.doc_chunks for hit in hits])
         return with_rerank_scores(hits, (similarity - prior).tolist())
 
@@ -296,23 +326,35 @@ class CohereReranker(ScoringReranker):
         return [scores[i] for i in range(len(texts))]
 
 
+def reranker_kind(settings: RerankSettings) -> str:
+    """What ``auto`` resolves to: a configured cross-encoder ("local"), else Cohere if a key is
+    set, else the reranking embedding model ("embedding"), else "none"."""
+    if settings.reranker != "auto":
+        return settings.reranker
+    if settings.reranker_model:
+        return "local"
+    if settings.cohere_api_key:
+        return "cohere"
+    return "embedding" if settings.reranker_embedding_model else "none"
+
+
+def stored_vector_model(settings: RerankSettings) -> str | None:
+    """The model whose chunk vectors the index stores for reranking; None when no embedding
+    reranker is configured (nothing to fill). Decided from settings alone: no model loads."""
+    if reranker_kind(settings) == "embedding" and settings.reranker_embedding_model:
+        return settings.reranker_embedding_model
+    return None
+
+
 def build_reranker(settings: RerankSettings) -> Reranker:
-    """``auto``: a configured cross-encoder, else Cohere if a key is set, else the reranking
-    embedding model (unavailable, with the reason, when it cannot be loaded), else none."""
+    """The reranker `reranker_kind` names (unavailable, with the reason, when it cannot be loaded)."""
     cohere_key = settings.cohere_api_key.get_secret_value() if settings.cohere_api_key else None
-    kind = settings.reranker
-    if kind == "auto":
-        if settings.reranker_model:
-            kind = "local"
-        elif cohere_key:
-            kind = "cohere"
-        elif settings.reranker_embedding_model:
-            kind = "embedding"
-        else:
-            return NoReranker(
-                "no reranker is configured: set CAIRN_RERANKER_EMBEDDING_MODEL, CAIRN_RERANKER_MODEL "
-                "(a trained cross-encoder) or COHERE_API_KEY for Cohere Rerank; results are in fused order"
-            )
+    kind = reranker_kind(settings)
+    if kind == "none" and settings.reranker == "auto":
+        return NoReranker(
+            "no reranker is configured: set CAIRN_RERANKER_EMBEDDING_MODEL, CAIRN_RERANKER_MODEL "
+            "(a trained cross-encoder) or COHERE_API_KEY for Cohere Rerank; results are in fused order"
+        )
     if kind == "embedding":
         return EmbeddingReranker(
             settings.reranker_embedding_model,

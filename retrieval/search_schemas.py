@@ -154,4 +154,7 @@ class HealthResponse(BaseModel):
     reranker: RerankInfo
     documents: int  # that the caller may see
     chunks: int  # that the caller may see
+    # Of those chunks, the ones whose reranking vector is stored (the background fill's progress);
+    # None without an embedding reranker. The others are encoded per question until filled.
+    rerank_vectors_filled: int | None = None
     problem: str | None = None  # what is wrong when degraded

@@ -23,8 +23,8 @@ from retrieval.context import (
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.filters import access_filter, build_filter
 from retrieval.index_schema import Filter, files_collection
-from retrieval.index_stats import IndexStats, index_stats
-from retrieval.rerank import Reranker, rerank_hits
+from retrieval.index_stats import IndexStats, index_stats, rerank_vector_progress
+from retrieval.rerank import Reranker, rerank_hits, stored_vector_model
 from retrieval.search import HybridSearcher
 from retrieval.search_schemas import (
     ContextResponse,
@@ -104,12 +104,20 @@ class SearchService:
         )
         start = time.perf_counter()
         if request.rerank:
-            hits, info = rerank_hits(self.reranker, request.query, outcome.hits, settings.rerank_depth, top_k)
+            stored = self._stored_scores if settings.rerank_stored_vectors else None
+            hits, info = rerank_hits(self.reranker, request.query, outcome.hits, settings.rerank_depth, top_k, stored)
         else:
             hits = outcome.hits[:top_k]
             info = RerankInfo(reranker=self.reranker.name, applied=False, note="reranking turned off for this request")
         timings = outcome.timings_ms | {"rerank": elapsed_ms(start) if info.applied else 0.0}
         return _Ranked(hits=hits, rerank=info, filter=flt, timings_ms=timings)
+
+    def _stored_scores(self, name: str, vector: list[float], ids: list[str]) -> dict[str, float]:
+        """The reranking model's stored vectors, as far as the background fill has reached
+        (nothing before it created them: every candidate is then encoded at query time)."""
+        if name not in self.store.vector_sizes(self.settings.collection):
+            return {}
+        return self.store.rescore(self.settings.collection, name, vector, ids)
 
     def search(self, request: SearchRequest, identity: Identity) -> SearchResponse:
         start = time.perf_counter()
@@ -174,16 +182,20 @@ class SearchService:
                 documents = (
                     self.store.count(self._files(), visible) if self.store.collection_exists(self._files()) else 0
                 )
+                model = stored_vector_model(self.settings.rerank)
+                filled = rerank_vector_progress(self.store, self.settings.collection, model, visible).filled if model else None
         except StoreError as exc:
             return HealthResponse(
                 status="degraded", index_reachable=False, documents=0, chunks=0, problem=str(exc), **base
             )
-        return HealthResponse(status="ok", index_reachable=True, documents=documents, chunks=chunks, **base)
+        return HealthResponse(
+            status="ok", index_reachable=True, documents=documents, chunks=chunks, rerank_vectors_filled=filled, **base
+        )
 
     def stats(self) -> IndexStats:
         """Whole-index numbers for the operator (CLI, evals); never served to an API caller."""
         with self._lock:
-            return index_stats(self.store, self.settings.collection)
+            return index_stats(self.store, self.settings.collection, stored_vector_model(self.settings.rerank))
 
     def close(self) -> None:
         self.store.close()

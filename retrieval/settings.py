@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Quiet time after the last change before a watched folder is synced: an editor's save or a
     # copy of many files is one burst of events, and one sync.
     watch_debounce_s: float = Field(default=2.0, gt=0)
+    # Chunks encoded per batch of the reranking vectors' background fill: a job waiting for the
+    # worker starts after at most one batch (~10 s for mpnet on 2 cores).
+    rerank_fill_batch: int = Field(default=64, ge=1)
 
     # --- search --------------------------------------------------------------------------
     prefetch_limit: int = Field(default=50, ge=1, le=1000)  # candidates per retriever
@@ -109,6 +112,10 @@ class Settings(BaseSettings):
     # Fused candidates the reranker reorders. A local model pays a pass per candidate (mpnet:
     # ~0.4 s a chunk on 2 CPU cores); on python-faq depth 10/20/50 gave 0.899/0.906/0.902.
     rerank_depth: int = Field(default=10, ge=1)
+    # The embedding reranker reads each candidate's vector from the index where the background
+    # fill stored it (one query encoding + a Qdrant rescoring); false: every candidate is encoded
+    # at query time, as before the fill existed (for comparisons).
+    rerank_stored_vectors: bool = True
     rerank_max_length: int = 256
     rerank_batch_size: int = 32
     cohere_api_key: SecretStr | None = Field(
@@ -288,7 +295,7 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     "rerank": (
         "reranker", "reranker_embedding_model", "reranker_model", "rerank_depth", "rerank_max_length",
         "rerank_batch_size", "cohere_api_key", "cohere_rerank_model", "cohere_base_url", "rerank_timeout_s",
-        "doc_length_prior", "embedding_model_dir",
+        "doc_length_prior", "embedding_model_dir", "rerank_stored_vectors",
     ),
     "context": (
         "context_min_score", "context_token_budget", "context_max_blocks", "context_neighbours",
@@ -304,7 +311,10 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
         "identities_file", "anonymous_groups", "api_url", "api_key", "ui_dev_user_switch", "host", "port",
         "api_max_body_bytes", "api_rate_per_s", "api_rate_burst", "api_max_answers", "api_answer_retry_after_s",
     ),
-    "jobs": ("ingest_roots", "upload_dir", "watch_sources", "watch_debounce_s", "acl_file_name", "max_file_mb"),
+    "jobs": (
+        "ingest_roots", "upload_dir", "watch_sources", "watch_debounce_s", "acl_file_name", "max_file_mb",
+        "rerank_fill_batch",
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from ingest.parser_pool import ParserPool
 from ingest.watch import FolderWatcher
 from retrieval.access import Identities
 from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
-from retrieval.rerank import Reranker, build_reranker
+from retrieval.rerank import EmbeddingReranker, Reranker, build_reranker
 from retrieval.service import SearchService
 from retrieval.settings import Settings
 from retrieval.store import IndexStore, check_dense_size, open_store
@@ -72,6 +72,11 @@ class Runtime:
             self._watchers.append(watcher.start())
             jobs.submit(root, kind="watch")
 
+    def fill_rerank_vectors(self) -> None:
+        """Store the reranking model's vector of every chunk in the background, between jobs (a
+        serving process calls this; one-shot commands and evals fill or not as they choose)."""
+        self.ingest_jobs.fill_in_background()
+
     def close(self) -> None:
         for watcher in self._watchers:
             watcher.stop()
@@ -118,5 +123,8 @@ def assemble_runtime(
         )
     answers = AnswerService(search, settings.answers, cache)
     # searches and the jobs share one lock where the store takes one request at a time
-    ingest_jobs = IngestJobs(settings, store, dense, sparse, store_lock=search.read_lock, parser_pool=parser_pool)
+    rerank_encoder = reranker.encoder if isinstance(reranker, EmbeddingReranker) else None
+    ingest_jobs = IngestJobs(
+        settings, store, dense, sparse, store_lock=search.read_lock, parser_pool=parser_pool, rerank_encoder=rerank_encoder
+    )
     return Runtime(settings, identities, store, dense, sparse, reranker, search, answers, ingest_jobs)

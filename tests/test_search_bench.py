@@ -15,6 +15,7 @@ from evals.bench_search import (
     measure,
     read_source,
 )
+from retrieval.index_schema import Filter, HasVector
 from retrieval.rerank import NoReranker
 from retrieval.service import SearchService
 from retrieval.store.edge import EdgeStore
@@ -33,6 +34,8 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
                 "text": t, "groups": ["public"], "doc_id": f"d{i}", "path": f"p{i}.md", "chunk_index": 0,
                 "source": "bench", "title": f"P{i}", "section": "", "page": None, "file_type": "md", "doc_chunks": 1,
             },
+            # a second named vector on half the chunks, as a partly done fill leaves them
+            {"rerank-test": vectors[i]} if i % 2 == 0 else {},
         )
         for i, t in enumerate(texts)
     ]
@@ -40,6 +43,7 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
     try:
         build_replica(store, source, 100)
         assert store.count("bench") == 100  # distinct ids: no copy overwrote another
+        assert store.count("bench", Filter(must=(HasVector("rerank-test"),))) == 50  # copied with its chunk
         settings = retrieval_settings(tmp_path, collection="bench")
         service = SearchService(settings, store, dense, sparse, NoReranker())
         stages = measure(
@@ -50,13 +54,16 @@ def test_replicated_index_is_searchable_and_measured(encoders, tmp_path):
     # the replica is read back with the vectors it was written with
     read = read_source(retrieval_settings(tmp_path / "bench", collection="bench"))
     assert len(read) == 100
-    by_text = {c.payload["text"]: c for c in source}
+    by_title = {c.payload["title"]: c for c in source}  # (two source paragraphs share a text)
     for chunk in read:
-        original = by_text[chunk.payload["text"]]
+        original = by_title[chunk.payload["title"]]
         assert chunk.sparse.indices == original.sparse.indices
         # a copy: the same vector plus noise of σ=0.02 per dimension (norm ≈ 0.39 over 384
         # dimensions), so cosine ≈ 0.93, far above unrelated chunks
         assert float(chunk.dense @ original.dense) > 0.85
+        assert set(chunk.named) == set(original.named)
+        for name, vector in chunk.named.items():
+            assert float(vector @ original.named[name]) > 0.85
     assert set(stages) == set(STAGES)
     for stage in ("encode", "search", "total"):
         assert 0 < stages[stage].p50_ms <= stages[stage].p95_ms

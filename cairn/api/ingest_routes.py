@@ -26,7 +26,7 @@ from ingest.job_schemas import (
     SourcesResponse,
     SyncRequest,
 )
-from ingest.jobs import DeletedDocument, IngestJobs, IngestJobStatus
+from ingest.jobs import DeletedDocument, IngestJobs, IngestJobStatus, RerankFillStatus
 from ingest.sources import FolderNotAllowedError, SourceConflictError, allowed_folder
 from ingest.uploads import UploadError, UploadTooLargeError
 from retrieval.access import Identity
@@ -163,6 +163,13 @@ def get_job(job_id: str, admin: AdminDep, jobs: JobsDep) -> IngestJobStatus:
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job '{job_id}': list them at /ingest/jobs")
     return job
+
+
+@router.get("/ingest/rerank-vectors", response_model=RerankFillStatus, responses=_ERRORS)
+def rerank_vectors(admin: AdminDep, jobs: JobsDep) -> RerankFillStatus:
+    """The background fill of the reranking model's vectors: chunks filled of all (every group:
+    administrators only). Unfilled chunks are encoded per question until it completes."""
+    return jobs.fill_status()
 
 
 @router.post(

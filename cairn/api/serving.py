@@ -30,6 +30,7 @@ def serving(app: FastAPI, runtime: Runtime, host: str, port: int) -> Iterator[No
 
     app.state.ingest_jobs = runtime.ingest_jobs
     runtime.announce("api", local_url(host, port))
+    runtime.fill_rerank_vectors()
     try:
         runtime.watch()
     except (NotADirectoryError, ValueError) as exc:  # a missing folder, a source name taken by uploads

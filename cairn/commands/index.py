@@ -192,15 +192,17 @@ def _print_snapshots(infos, as_json: bool, title: str) -> None:
 
 
 def stats_command(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Documents, chunks, per file type and last ingest of the configured collection."""
+    """Documents, chunks, per file type and last ingest of the configured collection, and how far
+    the reranking model's vectors are filled."""
     from retrieval.index_stats import index_stats
+    from retrieval.rerank import stored_vector_model
 
     settings = load_settings()
     with opened_store(settings, err) as store:
         if not store.collection_exists(settings.collection):
             err.print(f"no index yet in collection '{settings.collection}': run `cairn ingest FOLDER` to fill it")
             raise typer.Exit(ExitCode.INDEX_UNAVAILABLE)
-        result = index_stats(store, settings.collection)
+        result = index_stats(store, settings.collection, stored_vector_model(settings.rerank))
     if as_json:
         print(result.model_dump_json())
         return
@@ -211,6 +213,11 @@ def stats_command(as_json: bool = typer.Option(False, "--json")) -> None:
     )
     for kind, n in result.file_types.items():
         out.print(f"  {kind:6} {n}")
+    fill = result.rerank_vectors
+    if fill is not None:
+        share = fill.filled / fill.chunks if fill.chunks else 1.0
+        rest = "" if fill.complete else " (the rest are encoded per question until the fill reaches them)"
+        out.print(f"reranking vectors ({fill.model}): {fill.filled} of {fill.chunks} chunks, {share:.0%}{rest}")
 
 
 def register(app: typer.Typer) -> None:

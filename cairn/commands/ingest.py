@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import typer
+from rich.markup import escape
 
-from cairn.commands.ingest_follow import StatusOf, follow, outcome, print_summary  # noqa: F401 (`cairn index reindex` prints it too)
+from cairn.commands.ingest_follow import (  # noqa: F401 (`cairn index reindex` prints the summary too)
+    FillStatusOf,
+    StatusOf,
+    fill_outcome,
+    follow,
+    follow_fill,
+    outcome,
+    print_summary,
+)
 from cairn.commands.opening import err, fail, load_settings
 from cairn.exit_codes import ExitCode
 from ingest.jobs import IngestJobStatus
@@ -42,6 +51,13 @@ def ingest(
         envvar="CAIRN_API_KEY",
         help="An administrator's key, when a running `cairn serve` takes the job.",
     ),
+    fill_later: bool = typer.Option(
+        False,
+        "--fill-later",
+        help="Return once the documents are searchable; leave storing the reranking model's vectors to the "
+        "serving process (`cairn serve` and the chat fill them in the background). By default the command "
+        "waits for them, so what follows sees a finished index.",
+    ),
 ) -> None:
     """Index a folder: new and changed files are parsed and embedded, unchanged ones skipped,
     deleted ones removed. When `cairn serve` holds the index, the job runs there. Exit 0 when
@@ -57,7 +73,7 @@ def ingest(
 
     holder = None if settings.uses_server else read_holder(settings.data_dir)
     if holder is None:
-        _in_this_process(settings, folder, source, not no_delete, as_json, watch, bar)
+        _in_this_process(settings, folder, source, not no_delete, as_json, watch, bar, fill_later)
     elif holder.kind == "ui":
         raise fail(
             f"the index at {settings.data_dir} is held by the chat page (`cairn ui`, pid {holder.pid}), which takes "
@@ -73,12 +89,31 @@ def ingest(
                 f"not '{collection}': drop --collection, or stop it first",
                 ExitCode.USAGE,
             )
-        _in_the_server(settings, holder, folder, source, not no_delete, as_json, watch, bar, api_key)
+        _in_the_server(settings, holder, folder, source, not no_delete, as_json, watch, bar, api_key, fill_later)
+
+
+def _rerank_encoder(settings: Settings):
+    """The embedding reranker's model, loaded to fill its vectors; None for other rerankers."""
+    from retrieval.rerank import EmbeddingReranker, build_reranker
+
+    reranker = build_reranker(settings.rerank)
+    if isinstance(reranker, EmbeddingReranker) and reranker.encoder is None:
+        err.print(f"[yellow]warning:[/yellow] {escape(reranker.unavailable_reason or '')}", highlight=False)
+    return reranker.encoder if isinstance(reranker, EmbeddingReranker) else None
 
 
 def _in_this_process(
-    settings: Settings, folder: Path, source: str | None, delete_missing: bool, as_json: bool, watch: bool, bar: bool
+    settings: Settings,
+    folder: Path,
+    source: str | None,
+    delete_missing: bool,
+    as_json: bool,
+    watch: bool,
+    bar: bool,
+    fill_later: bool,
 ) -> None:
+    import threading
+
     from ingest.jobs import IngestJobs
     from retrieval.encoders import build_encoders
     from retrieval.store import StoreError, open_store
@@ -90,9 +125,13 @@ def _in_this_process(
     jobs = None
     try:
         dense, sparse = build_encoders(settings.models)
-        jobs = IngestJobs(settings, store, dense, sparse)
+        rerank_encoder = None if fill_later else _rerank_encoder(settings)
+        # the progress polls read while the worker writes: one call at a time on a store that asks for it
+        jobs = IngestJobs(settings, store, dense, sparse, store_lock=threading.RLock(), rerank_encoder=rerank_encoder)
         submit = _refusals_as_usage(lambda: jobs.submit(folder, source, delete_missing))
         code = _run(submit, jobs.get, folder, settings, as_json, watch, bar)
+        if not fill_later and not watch and code != ExitCode.INDEX_UNAVAILABLE:
+            fill_outcome(follow_fill(jobs.fill_status, err, bar), err, as_json)
     finally:
         if jobs is not None:
             jobs.close()
@@ -100,7 +139,7 @@ def _in_this_process(
     raise typer.Exit(code)
 
 
-def _in_the_server(settings, holder, folder, source, delete_missing, as_json, watch, bar, api_key) -> None:
+def _in_the_server(settings, holder, folder, source, delete_missing, as_json, watch, bar, api_key, fill_later) -> None:
     from cairn.commands.ingest_remote import RemoteError, RemoteJobs
 
     remote = RemoteJobs(holder.url or "", api_key, holder.pid)
@@ -116,6 +155,8 @@ def _in_the_server(settings, holder, folder, source, delete_missing, as_json, wa
             watch,
             bar,
         )
+        if not fill_later and not watch and code != ExitCode.INDEX_UNAVAILABLE:
+            fill_outcome(follow_fill(remote.fill_status, err, bar), err, as_json)
     except RemoteError as exc:
         raise fail(str(exc), exc.code) from None
     finally:

@@ -14,10 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cairn.exit_codes import ExitCode
-from ingest.jobs import IngestJobStatus, JobState
+from ingest.jobs import IngestJobStatus, JobState, RerankFillStatus
 from ingest.pipeline import IngestReport
 
 StatusOf = Callable[[str], IngestJobStatus]
+FillStatusOf = Callable[[], RerankFillStatus]
 
 # a job that could not run: a missing folder or a bad ACL/settings is the user's to fix (2),
 # an index that failed is 3, a stop or a bug 1
@@ -55,6 +56,37 @@ def follow(job: IngestJobStatus, status_of: StatusOf, err: Console, bar: bool, p
                 return job
             time.sleep(poll_s)
             job = status_of(job.id)
+
+
+def follow_fill(fill_status: FillStatusOf, err: Console, bar: bool, poll_s: float = 0.5) -> RerankFillStatus:
+    """Poll the reranking vectors' fill until it is complete or failed, with a bar when ``bar``."""
+    status = fill_status()
+    if status.finished or not bar:
+        while not status.finished:
+            time.sleep(poll_s)
+            status = fill_status()
+        return status
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+               TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(f"reranking vectors ({status.model})", total=status.chunks, completed=status.filled)
+        while not status.finished:
+            time.sleep(poll_s)
+            status = fill_status()
+            progress.update(task, total=status.chunks, completed=status.filled)
+    return status
+
+
+def fill_outcome(status: RerankFillStatus, err: Console, as_json: bool) -> None:
+    """A failed fill is reported, not fatal: the index answers, reranking encodes per question."""
+    if status.state == "failed":
+        err.print(
+            f"[yellow]warning:[/yellow] storing the reranking vectors failed ({escape(status.error or '')}); "
+            "search works, reranking encodes the candidates per question until the next ingest completes it",
+            highlight=False,
+        )
+    elif status.state == "complete" and not as_json:
+        err.print(f"Reranking vectors: {status.filled:,} of {status.chunks:,} chunks ({status.model}).", highlight=False)
 
 
 def outcome(job: IngestJobStatus, err: Console, as_json: bool) -> ExitCode:

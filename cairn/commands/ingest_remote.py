@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from cairn.exit_codes import ExitCode
-from ingest.jobs import IngestJobStatus
+from ingest.jobs import IngestJobStatus, RerankFillStatus
 
 
 class RemoteError(Exception):
@@ -40,6 +40,9 @@ class RemoteJobs:
 
     def status(self, job_id: str) -> IngestJobStatus:
         return IngestJobStatus.model_validate_json(self._request("GET", f"/ingest/jobs/{job_id}").text)
+
+    def fill_status(self) -> RerankFillStatus:
+        return RerankFillStatus.model_validate_json(self._request("GET", "/ingest/rerank-vectors").text)
 
     def close(self) -> None:
         self._http.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from retrieval.index_schema import ChunkPoint, Filter, HybridQuery, HybridResult, ScoredPoint
 
@@ -42,6 +42,20 @@ class IndexStore(Protocol):
     def dense_size(self, collection: str) -> int:
         """The size of the collection's dense vectors (fixed when it was created)."""
 
+    def vector_sizes(self, collection: str) -> dict[str, int]:
+        """Every named dense vector of the collection with its size (the first stage's and any
+        reranking model's)."""
+
+    def add_vector(self, collection: str, name: str, size: int) -> None:
+        """A new named dense vector (cosine) on an existing collection; points get it as it is set."""
+
+    def delete_vector(self, collection: str, name: str) -> None:
+        """The named vector goes, from the collection's config and from every point."""
+
+    def set_vectors(self, collection: str, name: str, vectors: Mapping[str, Sequence[float]]) -> int:
+        """Set the named vector of existing points (id -> vector), leaving their other vectors and
+        payload as they are. A point deleted meanwhile is skipped; returns the points written."""
+
     def delete_collection(self, collection: str) -> None: ...
 
     def list_collections(self) -> list[str]: ...
@@ -57,9 +71,14 @@ class IndexStore(Protocol):
     def set_payload(self, collection: str, payload: dict[str, Any], filter: Filter) -> None: ...
 
     def scroll(
-        self, collection: str, filter: Filter | None = None, fields: Sequence[str] | None = None
+        self,
+        collection: str,
+        filter: Filter | None = None,
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> Iterator[ScoredPoint]:
-        """Every matching point (score 0), payload limited to ``fields`` when given."""
+        """Every matching point (score 0), payload limited to ``fields`` when given, at most
+        ``limit`` of them when given."""
 
     def scroll_chunks(self, collection: str) -> Iterator[ChunkPoint]:
         """Every chunk with its stored dense and sparse vectors."""
@@ -69,6 +88,10 @@ class IndexStore(Protocol):
     def count(self, collection: str, filter: Filter | None = None) -> int: ...
 
     def hybrid_query(self, collection: str, query: HybridQuery) -> HybridResult: ...
+
+    def rescore(self, collection: str, name: str, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        """Cosine of ``vector`` and each point's named vector, for the points of ``ids`` that hold
+        one (the others are left out), computed by Qdrant."""
 
     def flush(self) -> None:
         """Make every write so far durable."""

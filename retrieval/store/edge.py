@@ -7,7 +7,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import qdrant_edge as qe
 
@@ -22,6 +22,7 @@ from retrieval.index_schema import (
     Filter,
     HybridQuery,
     HybridResult,
+    HasVector,
     MatchAny,
     Range,
     ScoredPoint,
@@ -42,6 +43,8 @@ def _to_filter(spec: Filter | None) -> qe.Filter | None:
             return qe.FieldCondition(c.key, match=qe.MatchAny(list(c.values)))
         if isinstance(c, Range):
             return qe.FieldCondition(c.key, range=qe.RangeFloat(gte=c.gte, lte=c.lte))
+        if isinstance(c, HasVector):
+            return qe.HasVectorCondition(c.name)
         raise TypeError(f"unsupported filter condition {c!r}")
 
     return qe.Filter(
@@ -164,11 +167,24 @@ class EdgeStore:
 
     def dense_size(self, collection: str) -> int:
         """Read from the collection's config file: no need to open (and lock) the shard."""
+        return self.vector_sizes(collection)[DENSE_VECTOR]
+
+    def vector_sizes(self, collection: str) -> dict[str, int]:
         config_file = self._path(self._resolve(collection)) / "edge_config.json"
         if not config_file.exists():
             raise CollectionMissingError(f"collection '{collection}' does not exist in {self.data_dir}")
         config = json.loads(config_file.read_text())
-        return int(config["vectors"][DENSE_VECTOR]["size"])
+        return {name: int(params["size"]) for name, params in config["vectors"].items()}
+
+    def add_vector(self, collection: str, name: str, size: int) -> None:
+        shard = self._shard(collection)
+        shard.update(qe.UpdateOperation.create_dense_vector(name, size, qe.Distance.Cosine))
+        shard.flush()
+
+    def delete_vector(self, collection: str, name: str) -> None:
+        shard = self._shard(collection)
+        shard.update(qe.UpdateOperation.delete_vector_name(name))
+        shard.flush()
 
     def create_record_collection(self, collection: str) -> None:
         shard = self._create(
@@ -195,7 +211,12 @@ class EdgeStore:
         self._shard(collection).update(
             qe.UpdateOperation.upsert_points(
                 [
-                    qe.Point(p.id, {DENSE_VECTOR: list(map(float, p.dense)), SPARSE_VECTOR: _sparse(p.sparse)}, p.payload)
+                    qe.Point(
+                        p.id,
+                        {DENSE_VECTOR: list(map(float, p.dense)), SPARSE_VECTOR: _sparse(p.sparse)}
+                        | {name: list(map(float, v)) for name, v in p.named.items()},
+                        p.payload,
+                    )
                     for p in points
                 ]
             )
@@ -217,6 +238,22 @@ class EdgeStore:
     def set_payload(self, collection: str, payload: dict[str, Any], filter: Filter) -> None:
         self._shard(collection).update(qe.UpdateOperation.set_payload_by_filter(_to_filter(filter), payload))
 
+    def set_vectors(self, collection: str, name: str, vectors: Mapping[str, Sequence[float]]) -> int:
+        shard = self._shard(collection)
+        ids = list(vectors)
+        if not ids:
+            return 0
+        # the engine refuses (and may half-apply) a batch naming a point that is gone: write the
+        # points still there (a job may have replaced a document since they were read)
+        present = [str(r.id) for r in shard.retrieve(ids, with_payload=False, with_vector=False)]
+        if present:
+            shard.update(
+                qe.UpdateOperation.update_vectors(
+                    [qe.PointVectors(pid, {name: list(map(float, vectors[pid]))}) for pid in present]
+                )
+            )
+        return len(present)
+
     def flush(self) -> None:
         for shard in self._shards.values():
             shard.flush()
@@ -226,7 +263,7 @@ class EdgeStore:
 
     # --- reads -----------------------------------------------------------------------
     def scroll_chunks(self, collection: str) -> Iterator[ChunkPoint]:
-        """Every chunk with the vectors ingestion stored (benchmarks copy an index with it)."""
+        """Every chunk with the vectors ingestion and the fill stored (benchmarks copy an index with it)."""
         shard = self._shard(collection)
         offset = None
         while True:
@@ -237,20 +274,29 @@ class EdgeStore:
                 vectors = r.vector or {}
                 bm25 = vectors[SPARSE_VECTOR]
                 sparse = SparseVec(indices=list(bm25.indices), values=[float(v) for v in bm25.values])
-                yield ChunkPoint(str(r.id), list(vectors[DENSE_VECTOR]), sparse, r.payload or {})
+                named = {k: list(v) for k, v in vectors.items() if k not in (DENSE_VECTOR, SPARSE_VECTOR)}
+                yield ChunkPoint(str(r.id), list(vectors[DENSE_VECTOR]), sparse, r.payload or {}, named)
             if offset is None:
                 return
 
-    def scroll(self, collection: str, filter: Filter | None = None, fields: Sequence[str] | None = None) -> Iterator[ScoredPoint]:
+    def scroll(
+        self,
+        collection: str,
+        filter: Filter | None = None,
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[ScoredPoint]:
         shard = self._shard(collection)
         with_payload: Any = qe.PayloadSelector.Include(list(fields)) if fields else True
-        offset = None
-        while True:
+        offset, left = None, limit
+        while left is None or left > 0:
+            page = _SCROLL_PAGE if left is None else min(left, _SCROLL_PAGE)
             records, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=_to_filter(filter), with_payload=with_payload)
+                qe.ScrollRequest(offset=offset, limit=page, filter=_to_filter(filter), with_payload=with_payload)
             )
             for r in records:
                 yield ScoredPoint(id=str(r.id), score=0.0, payload=r.payload or {})
+            left = None if left is None else left - len(records)
             if offset is None:
                 return
 
@@ -291,6 +337,17 @@ class EdgeStore:
         by_stage = {stage: _scored(results[i]) for i, (stage, _) in enumerate(singles)}
         fused = _scored(results[fused_index]) if fused_index is not None else next(iter(by_stage.values()))[: query.limit]
         return HybridResult(fused=fused, dense=by_stage.get("dense", []), sparse=by_stage.get("sparse", []))
+
+    def rescore(self, collection: str, name: str, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        if not ids:
+            return {}
+        request = qe.QueryRequest(
+            limit=len(ids),
+            query=qe.Query.Nearest(list(map(float, vector)), using=name),
+            filter=qe.Filter(must=[qe.HasIdCondition(set(ids))]),
+            with_payload=False,
+        )
+        return {str(p.id): float(p.score) for p in self._shard(collection).query(request)}
 
     # --- aliases: the engine has none, so a small JSON file maps alias -> collection ---------
     def aliases(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ Tests run it against qdrant-client's local mode, which speaks the same API.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import httpx
 from qdrant_client import QdrantClient, models
@@ -23,6 +23,7 @@ from retrieval.index_schema import (
     Filter,
     HybridQuery,
     HybridResult,
+    HasVector,
     MatchAny,
     Range,
     ScoredPoint,
@@ -41,6 +42,8 @@ def _to_filter(spec: Filter | None) -> models.Filter | None:
             return models.FieldCondition(key=c.key, match=models.MatchAny(any=list(c.values)))
         if isinstance(c, Range):
             return models.FieldCondition(key=c.key, range=models.Range(gte=c.gte, lte=c.lte))
+        if isinstance(c, HasVector):
+            return models.HasVectorCondition(has_vector=c.name)
         raise TypeError(f"unsupported filter condition {c!r}")
 
     return models.Filter(
@@ -157,8 +160,19 @@ class ServerStore:
             self.client.create_payload_index(collection, field, models.PayloadSchemaType.FLOAT)
 
     def dense_size(self, collection: str) -> int:
+        return self.vector_sizes(collection)[DENSE_VECTOR]
+
+    def vector_sizes(self, collection: str) -> dict[str, int]:
         vectors = self.client.get_collection(self._require(collection)).config.params.vectors
-        return int(vectors[DENSE_VECTOR].size)
+        return {name: int(params.size) for name, params in (vectors or {}).items()}
+
+    def add_vector(self, collection: str, name: str, size: int) -> None:
+        """Needs a Qdrant server 1.18 or newer (named vectors added to a live collection)."""
+        config = models.DenseVectorConfig(size=size, distance=models.Distance.COSINE)
+        self.client.create_vector_name(self._require(collection), name, models.DenseVectorNameConfig(dense=config), wait=True)
+
+    def delete_vector(self, collection: str, name: str) -> None:
+        self.client.delete_vector_name(self._require(collection), name, wait=True)
 
     def create_record_collection(self, collection: str) -> None:
         self.client.create_collection(
@@ -188,7 +202,8 @@ class ServerStore:
                     vector={
                         DENSE_VECTOR: list(map(float, p.dense)),
                         SPARSE_VECTOR: models.SparseVector(indices=list(p.sparse.indices), values=list(p.sparse.values)),
-                    },
+                    }
+                    | {name: list(map(float, v)) for name, v in p.named.items()},
                     payload=p.payload,
                 )
                 for p in points
@@ -214,6 +229,21 @@ class ServerStore:
     def set_payload(self, collection: str, payload: dict[str, Any], filter: Filter) -> None:
         self.client.set_payload(self._require(collection), payload=payload, points=_to_filter(filter), wait=True)
 
+    def set_vectors(self, collection: str, name: str, vectors: Mapping[str, Sequence[float]]) -> int:
+        name_ = self._require(collection)
+        ids = list(vectors)
+        if not ids:
+            return 0
+        # a point deleted since it was read would fail the whole batch: write those still there
+        present = [str(r.id) for r in self.client.retrieve(name_, ids=ids, with_payload=False, with_vectors=False)]
+        if present:
+            self.client.update_vectors(
+                name_,
+                points=[models.PointVectors(id=pid, vector={name: list(map(float, vectors[pid]))}) for pid in present],
+                wait=True,
+            )
+        return len(present)
+
     def flush(self) -> None:
         """Writes are made with wait=True, so nothing is pending."""
 
@@ -222,35 +252,43 @@ class ServerStore:
 
     # --- reads -----------------------------------------------------------------------
     def scroll_chunks(self, collection: str) -> Iterator[ChunkPoint]:
-        """Every chunk with the vectors ingestion stored (benchmarks copy an index with it)."""
+        """Every chunk with the vectors ingestion and the fill stored (benchmarks copy an index with it)."""
         name = self._require(collection)
         offset = None
         while True:
             records, offset = self.client.scroll(
-                name, limit=_SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=[DENSE_VECTOR, SPARSE_VECTOR]
+                name, limit=_SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=True
             )
             for r in records:
                 vectors = r.vector or {}
                 bm25 = vectors[SPARSE_VECTOR]
                 sparse = SparseVec(indices=list(bm25.indices), values=[float(v) for v in bm25.values])
-                yield ChunkPoint(str(r.id), list(vectors[DENSE_VECTOR]), sparse, r.payload or {})
+                named = {k: list(v) for k, v in vectors.items() if k not in (DENSE_VECTOR, SPARSE_VECTOR)}
+                yield ChunkPoint(str(r.id), list(vectors[DENSE_VECTOR]), sparse, r.payload or {}, named)
             if offset is None:
                 return
 
-    def scroll(self, collection: str, filter: Filter | None = None, fields: Sequence[str] | None = None) -> Iterator[ScoredPoint]:
+    def scroll(
+        self,
+        collection: str,
+        filter: Filter | None = None,
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[ScoredPoint]:
         name = self._require(collection)
-        offset = None
-        while True:
+        offset, left = None, limit
+        while left is None or left > 0:
             records, offset = self.client.scroll(
                 name,
                 scroll_filter=_to_filter(filter),
-                limit=_SCROLL_PAGE,
+                limit=_SCROLL_PAGE if left is None else min(left, _SCROLL_PAGE),
                 offset=offset,
                 with_payload=list(fields) if fields else True,
                 with_vectors=False,
             )
             for r in records:
                 yield ScoredPoint(id=str(r.id), score=0.0, payload=r.payload or {})
+            left = None if left is None else left - len(records)
             if offset is None:
                 return
 
@@ -295,6 +333,20 @@ class ServerStore:
         by_stage = {stage: _scored(responses[i].points) for i, (stage, _) in enumerate(stages)}
         fused = _scored(responses[-1].points) if len(stages) == 2 else next(iter(by_stage.values()))[: query.limit]
         return HybridResult(fused=fused, dense=by_stage.get("dense", []), sparse=by_stage.get("sparse", []))
+
+    def rescore(self, collection: str, name: str, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        if not ids:
+            return {}
+        with self._answering("a rescoring"):
+            response = self.client.query_points(
+                self._require(collection),
+                query=list(map(float, vector)),
+                using=name,
+                query_filter=models.Filter(must=[models.HasIdCondition(has_id=list(ids))]),
+                limit=len(ids),
+                with_payload=False,
+            )
+        return {str(p.id): float(p.score) for p in response.points}
 
     # --- aliases ---------------------------------------------------------------------
     def aliases(self) -> dict[str, str]:
