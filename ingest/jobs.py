@@ -12,6 +12,7 @@ folder converges on the index a clean run produces (the pipeline's own guarantee
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -40,6 +41,10 @@ log = logging.getLogger("cairn.ingest.jobs")
 
 JobKind = Literal["folder", "upload", "sync", "watch"]
 _HISTORY = 200  # finished jobs kept for status queries
+# The worker's CPU priority below the searches' (Linux nice, per thread; the model's compute
+# threads it starts inherit it): on a few cores a long ingest or fill takes the idle time and
+# leaves the questions theirs.
+_WORKER_NICE = 10
 
 
 class JobState(str, Enum):
@@ -400,6 +405,10 @@ class IngestJobs:
             del self._jobs[job_id]
 
     def _work(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _WORKER_NICE)
+        except (AttributeError, OSError):  # not Linux, or not allowed: the same priority then
+            pass
         while True:
             with self._lock:
                 while not self._queue and not self._stop.is_set() and not self._fill_due:

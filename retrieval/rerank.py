@@ -340,8 +340,9 @@ def reranker_kind(settings: RerankSettings) -> str:
 
 def stored_vector_model(settings: RerankSettings) -> str | None:
     """The model whose chunk vectors the index stores for reranking; None when no embedding
-    reranker is configured (nothing to fill). Decided from settings alone: no model loads."""
-    if reranker_kind(settings) == "embedding" and settings.reranker_embedding_model:
+    reranker is configured, or it is told not to read stored vectors (nothing to fill). Decided
+    from settings alone: no model loads."""
+    if reranker_kind(settings) == "embedding" and settings.reranker_embedding_model and settings.rerank_stored_vectors:
         return settings.reranker_embedding_model
     return None
 

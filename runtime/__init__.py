@@ -21,7 +21,7 @@ from ingest.parser_pool import ParserPool
 from ingest.watch import FolderWatcher
 from retrieval.access import Identities
 from retrieval.encoders import DenseEncoder, SparseEncoder, build_encoders
-from retrieval.rerank import EmbeddingReranker, Reranker, build_reranker
+from retrieval.rerank import EmbeddingReranker, Reranker, build_reranker, stored_vector_model
 from retrieval.service import SearchService
 from retrieval.settings import Settings
 from retrieval.store import IndexStore, check_dense_size, open_store
@@ -123,7 +123,8 @@ def assemble_runtime(
         )
     answers = AnswerService(search, settings.answers, cache)
     # searches and the jobs share one lock where the store takes one request at a time
-    rerank_encoder = reranker.encoder if isinstance(reranker, EmbeddingReranker) else None
+    stored = stored_vector_model(settings.rerank) is not None
+    rerank_encoder = reranker.encoder if stored and isinstance(reranker, EmbeddingReranker) else None
     ingest_jobs = IngestJobs(
         settings, store, dense, sparse, store_lock=search.read_lock, parser_pool=parser_pool, rerank_encoder=rerank_encoder
     )

@@ -94,8 +94,10 @@ def ingest(
 
 def _rerank_encoder(settings: Settings):
     """The embedding reranker's model, loaded to fill its vectors; None for other rerankers."""
-    from retrieval.rerank import EmbeddingReranker, build_reranker
+    from retrieval.rerank import EmbeddingReranker, build_reranker, stored_vector_model
 
+    if stored_vector_model(settings.rerank) is None:
+        return None
     reranker = build_reranker(settings.rerank)
     if isinstance(reranker, EmbeddingReranker) and reranker.encoder is None:
         err.print(f"[yellow]warning:[/yellow] {escape(reranker.unavailable_reason or '')}", highlight=False)

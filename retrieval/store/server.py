@@ -169,7 +169,14 @@ class ServerStore:
     def add_vector(self, collection: str, name: str, size: int) -> None:
         """Needs a Qdrant server 1.18 or newer (named vectors added to a live collection)."""
         config = models.DenseVectorConfig(size=size, distance=models.Distance.COSINE)
-        self.client.create_vector_name(self._require(collection), name, models.DenseVectorNameConfig(dense=config), wait=True)
+        try:
+            self.client.create_vector_name(self._require(collection), name, models.DenseVectorNameConfig(dense=config), wait=True)
+        except UnexpectedResponse as exc:
+            raise StoreError(
+                f"the Qdrant server refused to add the reranking vector '{name}' to '{collection}' (HTTP "
+                f"{exc.status_code}): it needs Qdrant 1.18 or newer. Upgrade the server, or set "
+                "CAIRN_RERANK_STORED_VECTORS=false to encode reranking candidates per question instead"
+            ) from exc
 
     def delete_vector(self, collection: str, name: str) -> None:
         self.client.delete_vector_name(self._require(collection), name, wait=True)
