@@ -7,7 +7,8 @@ server backend's client, ``ServerStore``, over qdrant-client's local mode: the s
 a server binary). Both indexes are built by the same ingest pipeline from the same corpus.
 
 The started service measures capacity, not its guards: the per-caller rate limit is off (every
-bench client shares one address) and the answer cache is off (each answer goes to its provider).
+bench client shares one address), and the answer cache and the answer router are off (each answer
+goes to its provider, none is served from the cache or routed away as uncovered).
 It ignores the environment's QDRANT_URL, identities file and watched folders; everything else
 (reranker, models, answers admitted at once...) comes from the environment as for `cairn serve`.
 """
@@ -54,6 +55,7 @@ _NOT_INHERITED = (
     "CAIRN_OPENAI_API_KEY",
 )
 _STOP_WAIT_S = 30.0
+_CAPACITY = {"CAIRN_API_RATE_PER_S", "CAIRN_ANSWER_CACHE_ENABLED", "CAIRN_ANSWER_ROUTER_ENABLED"}
 
 
 class ServiceStartError(RuntimeError):
@@ -145,7 +147,7 @@ class StartedService:
         return (
             f"Service started by the bench: `cairn serve` on {store}, over an index of `{self.corpus}` "
             f"({self.files} files, {self.chunks} chunks, built in {self.build_s:g} s; service up in "
-            f"{self.startup_s:g} s); answers: {chain}; rate limit and answer cache off."
+            f"{self.startup_s:g} s); answers: {chain}; rate limit, answer cache and router off."
         )
 
     def as_dict(self) -> dict:
@@ -167,6 +169,7 @@ def service_env(index: BuiltIndex, provider: Provider | None, extra: dict[str, s
         CAIRN_COLLECTION=COLLECTION,
         CAIRN_API_RATE_PER_S="0",
         CAIRN_ANSWER_CACHE_ENABLED="false",
+        CAIRN_ANSWER_ROUTER_ENABLED="false",
         OMP_WAIT_POLICY="PASSIVE",
     )
     no_proxy = [p for p in (env.get("NO_PROXY") or "").split(",") if p]
@@ -243,7 +246,7 @@ def started_service(
         stack.callback(_stop, process)
         _wait_healthy(url, process, log, startup_timeout_s)
         chain = json.loads(env["CAIRN_LLM_PROVIDERS"]) if "CAIRN_LLM_PROVIDERS" in env else ["(environment)"]
-        shown = {k: env[k] for k in sorted(set(extra) | {"CAIRN_API_RATE_PER_S", "CAIRN_ANSWER_CACHE_ENABLED"})}
+        shown = {k: env[k] for k in sorted(set(extra) | _CAPACITY)}
         yield StartedService(
             url=url,
             backend=index.backend,
