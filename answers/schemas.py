@@ -34,6 +34,11 @@ class AnswerRequest(RetrievalOptions):
         description="use: a cached answer to the same question when still valid; bypass: neither read nor "
         "write the cache; refresh: answer anew and replace the cached answer",
     )
+    route: bool = Field(
+        default=True,
+        description="true: when retrieval finds nothing close enough to answer from, say so at once (with "
+        "the nearest sources) without asking the model; false: always ask the model",
+    )
 
 
 class Citation(BaseModel):
@@ -51,6 +56,15 @@ class Citation(BaseModel):
     # False: the block does not support a sentence citing it (it holds under 60% of the
     # sentence's content words, or under 3 of them); the mark is kept and shown as unsupported.
     supported: bool = True
+
+
+class RouteInfo(BaseModel):
+    """What the answer router (answers/router.py) read from the retrieval and decided."""
+
+    routed: bool  # True: the router answered that the documents do not cover this; no model was asked
+    signal: Literal["rerank", "dense", "none"]  # the stage whose best score was read ("none": no score)
+    score: float | None  # that best score
+    threshold: float | None  # routed when the score is below it
 
 
 class CacheInfo(BaseModel):
@@ -82,6 +96,7 @@ class AnswerResponse(BaseModel):
     context: list[ContextBlock]  # the numbered blocks the answer was written from
     timings_ms: dict[str, float]
     cache: CacheInfo | None = None  # None: no cache configured
+    route: RouteInfo | None = None  # None: the router did not run (turned off, or blocks given)
 
 
 # --- stream events (Python generator and SSE) ------------------------------------------------

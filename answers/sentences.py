@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from retrieval.sentences import sentence_spans
 from retrieval.words import words
 
 # Short function words carry no topic; without them overlap measures shared content.
@@ -17,23 +18,7 @@ _STOPWORDS = frozenset(
     under until up very was we were what when where which while who whom why will with would you
     your yours tell explain describe please give show find""".split()
 )
-# A sentence ends at . ! ? followed by space, or at a line break (headings, list items).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
 _CITATION_MARK = re.compile(r"\[\s*\d[\d\s,;\-–]*\]")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each non-empty sentence of ``text``, surrounding whitespace excluded."""
-    spans, start = [], 0
-    for match in [*_SENTENCE_END.finditer(text), None]:
-        end = match.start() if match else len(text)
-        piece = text[start:end]
-        if piece.strip():
-            left = start + len(piece) - len(piece.lstrip())
-            spans.append((left, left + len(piece.strip())))
-        if match:
-            start = match.end()
-    return spans
 
 
 def split_sentences(text: str) -> list[str]:

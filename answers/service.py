@@ -19,6 +19,7 @@ from answers.providers import (
     build_provider,
 )
 from answers.rewrite import FollowUpRewriter, RewrittenQuery
+from answers.router import ROUTED_ANSWER, AnswerRouter
 from answers.schemas import (
     AnswerEvent,
     AnswerRequest,
@@ -28,6 +29,7 @@ from answers.schemas import (
     ContextEvent,
     FinalEvent,
     ResetEvent,
+    RouteInfo,
     TokenEvent,
 )
 from retrieval.context import TokenCounter
@@ -69,6 +71,11 @@ class AnswerService:
         self.cache = cache
         check_provider_names(settings.llm_providers)
         self._providers: dict[str, AnswerProvider] = {}  # built once: models load once
+        self.router = (
+            AnswerRouter(settings.answer_route_min_rerank, settings.answer_route_min_dense)
+            if settings.answer_router_enabled
+            else None
+        )
 
     # --- providers -----------------------------------------------------------------------
 
@@ -161,8 +168,10 @@ class AnswerService:
         for event in self._answer_anew(request, identity, started):
             if isinstance(event, FinalEvent) and outcome is not None:
                 response = event.response.model_copy(update={"cache": CacheInfo(outcome=outcome)})
-                # Kept only when the chain's own answer came through: a fallback is not worth serving for a week.
-                if cache is not None and outcome in ("miss", "refresh") and not response.fallbacks:
+                # Kept only when the chain's own answer came through: a fallback is not worth serving for a
+                # week, and "not covered" is cheap to say again and must not outlive a new document.
+                routed = response.route is not None and response.route.routed
+                if cache is not None and outcome in ("miss", "refresh") and not response.fallbacks and not routed:
                     cache.put(request.question, identity.groups, key, response)
                 event = FinalEvent(response=response)
             yield event
@@ -172,6 +181,7 @@ class AnswerService:
         s = self.settings
         reranker = getattr(getattr(self.search, "reranker", None), "name", None)
         models = {"local": s.llm_local_model, "openai": s.openai_model, "cohere": s.cohere_chat_model, "rerank": reranker}
+        models["prompt"] = s.llm_prompt_wording  # another wording writes another answer
         return request_key(
             request.retrieval_options().model_dump(mode="json"), self.chain(request.provider).names, models
         )
@@ -198,6 +208,10 @@ class AnswerService:
         for name, value in context.timings_ms.items():
             timings[f"search_{name}"] = value
 
+        route = self.router.decide(context) if self.router is not None and request.route else None
+        if route is not None and route.routed:
+            yield from self._routed(question, context, rewritten, route, timings, started)
+            return
         yield from self.stream_from_context(
             question,
             context.blocks,
@@ -207,6 +221,41 @@ class AnswerService:
             timings=timings,
             started=started,
             retrieval=context,
+            route=route,
+        )
+
+    def _routed(
+        self,
+        question: str,
+        context: ContextResponse,
+        rewritten: RewrittenQuery | None,
+        route: RouteInfo,
+        timings: dict[str, float],
+        started: float,
+    ) -> Iterator[AnswerEvent]:
+        """The router's answer: the documents do not cover this, with the nearest sources (the
+        blocks, cited by none of its sentences); no model is asked."""
+        blocks = list(context.blocks)
+        rewritten_query = rewritten.query if rewritten else None
+        yield ContextEvent(rewritten_query=rewritten_query, context=blocks, retrieval=context)
+        timings["first_token_ms"] = elapsed_ms(started)
+        yield TokenEvent(provider="router", text=ROUTED_ANSWER)
+        timings["total_ms"] = elapsed_ms(started)
+        yield FinalEvent(
+            response=AnswerResponse(
+                question=question,
+                answer=ROUTED_ANSWER,
+                provider="router",
+                extractive=True,
+                fallbacks=[],
+                rewritten_query=rewritten_query,
+                rewritten_by=rewritten.by if rewritten else None,
+                citations=[],
+                invalid_citations=0,
+                context=blocks,
+                timings_ms=timings,
+                route=route,
+            )
         )
 
     def stream_from_context(
@@ -219,6 +268,7 @@ class AnswerService:
         timings: dict[str, float] | None = None,
         started: float | None = None,
         retrieval: ContextResponse | None = None,
+        route: RouteInfo | None = None,
     ) -> Iterator[AnswerEvent]:
         """Answer ``question`` from blocks already retrieved (the second half of ``stream``)."""
         started = started if started is not None else time.perf_counter()
@@ -230,7 +280,7 @@ class AnswerService:
         request = GenerationInput(
             question=question,
             blocks=blocks,
-            messages=build_answer_messages(question, blocks, history),
+            messages=build_answer_messages(question, blocks, history, self.settings.llm_prompt_wording),
         )
         step = time.perf_counter()
         first_token: dict[str, float] = {}  # provider -> ms since the request started
@@ -268,6 +318,7 @@ class AnswerService:
                 invalid_citations=invalid,
                 context=blocks,
                 timings_ms=timings,
+                route=route,
             )
         )
 

@@ -108,6 +108,19 @@ def provider_notice(response: AnswerResponse, resets: list[str]) -> None:
     """Who wrote the answer; a visible notice when it is a fallback or no model wrote it."""
     failed = "; ".join(f"**{as_markdown(f.provider)}**: {as_markdown(f.error)}" for f in response.fallbacks)
     provider = as_markdown(response.provider)
+    route = response.route
+    if route is not None and route.routed:
+        if route.score is None:
+            why = "nothing was found that this user may read"
+        else:
+            why = f"the best passage scored {route.score:.3f} ({route.signal}), below {route.threshold}"
+        st.info(
+            f"**Not covered by the documents**: no language model was asked, because {why}. The nearest "
+            "sources are below; rephrasing the question may find more.",
+            icon="🧭",
+        )
+        st.caption("Answered by the router (before generation)")
+        return
     if response.extractive:
         notice = "**Extractive answer**: no language model wrote this; the sentences are quoted from the sources."
         if failed:
@@ -175,7 +188,11 @@ def found_sources(event: ContextEvent, index: int) -> None:
 
 
 def source_cards(response: AnswerResponse, index: int, retrieval: ContextResponse | None = None) -> None:
-    """One bordered card per cited block: title, path, page, section, score, and the cited passage."""
+    """One bordered card per cited block: title, path, page, section, score, and the cited passage;
+    for an answer the router gave, the nearest passages (none of them cited)."""
+    if response.route is not None and response.route.routed:
+        nearest_sources(response, index, retrieval)
+        return
     if not response.citations:
         if response.context:
             st.caption("The answer cites none of the passages it was given.")
@@ -192,3 +209,16 @@ def source_cards(response: AnswerResponse, index: int, retrieval: ContextRespons
             notes.append(f"score {scores[citation.n]}")
         with columns[position % len(columns)]:
             _card(f"source-{index}-{citation.n}", citation, sections.get(citation.n, ""), notes, citation.snippet)
+
+
+def nearest_sources(response: AnswerResponse, index: int, retrieval: ContextResponse | None = None) -> None:
+    """The passages closest to a question the documents do not cover, with their scores."""
+    if not response.context:
+        return
+    scores = block_scores(retrieval)
+    st.markdown("**Nearest sources** · not close enough to answer from")
+    columns = st.columns(min(_CARDS_PER_ROW, len(response.context)))
+    for position, block in enumerate(response.context):
+        notes = [f"score {scores[block.n]}"] if block.n in scores else []
+        with columns[position % len(columns)]:
+            _card(f"nearest-{index}-{block.n}", block, block.section, notes, _opening(block.text))

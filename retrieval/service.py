@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from retrieval.access import Identity
+from retrieval.compress import SentenceCompressor
 from retrieval.context import (
     ContextAssembler,
     ContextLimits,
@@ -132,22 +133,31 @@ class SearchService:
         """Search, then assemble the numbered blocks an answer cites; ``token_counter`` is the answer model's."""
         start = time.perf_counter()
         limits = ContextLimits.from_settings(self.settings, request.token_budget)
+        counter = token_counter or self.token_counter
+        compress = self.settings.context_compression
+        pool = replace(limits, token_budget=int(limits.token_budget * self.settings.context_compression_pool))
         with self._lock:
             ranked = self._ranked(request, identity)
             assemble_start = time.perf_counter()
-            assembler = ContextAssembler(self.store, self.settings.collection, token_counter or self.token_counter)
+            assembler = ContextAssembler(self.store, self.settings.collection, counter)
             # Neighbour chunks are fetched through the same filter: access groups included.
-            assembly = assembler.assemble(ranked.hits, ranked.filter, limits)
-        timings = ranked.timings_ms | {"assemble": elapsed_ms(assemble_start), "total": elapsed_ms(start)}
+            assembly = assembler.assemble(ranked.hits, ranked.filter, pool if compress else limits)
+        timings = ranked.timings_ms | {"assemble": elapsed_ms(assemble_start)}
+        blocks = assembly.blocks
+        if compress:
+            compress_start = time.perf_counter()
+            blocks = SentenceCompressor(self.dense, counter).compress(request.query, blocks, limits.token_budget)
+            timings["compress"] = elapsed_ms(compress_start)
+        timings["total"] = elapsed_ms(start)
         return ContextResponse(
             query=request.query,
             hits=ranked.hits,
             rerank=ranked.rerank,
             timings_ms=timings,
-            blocks=assembly.blocks,
+            blocks=blocks,
             dropped=assembly.dropped,
             token_budget=limits.token_budget,
-            tokens_used=assembly.tokens_used,
+            tokens_used=sum(b.tokens for b in blocks),
         )
 
     # --- the index, as the caller may see it -------------------------------------------

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     context_max_blocks_per_doc: int = 3  # keeps several documents in view
     context_duplicate_threshold: float = 0.9  # token Jaccard above which a chunk is a duplicate
 
+    # Sentence compression (retrieval/compress.py): blocks assembled under pool x the budget, then
+    # only the sentences closest to the question (dense cosine) kept, in order, within the budget.
+    # Off until the answer eval says otherwise (evals/reports/python-faq/answers.md).
+    context_compression: bool = False
+    context_compression_pool: float = Field(default=2.0, ge=1.0, le=10.0)
+
     # --- answers -------------------------------------------------------------------------
     llm_providers: list[str] = ["local", "extractive"]  # fallback chain, first answers first
     # The longest wait for a provider's first token or its next one; a provider still producing
@@ -153,6 +159,18 @@ class Settings(BaseSettings):
     # Mark an answer's uncited sentences with the block holding most of their words (flagged as
     # `attributed` on the citation): small models often answer right and forget the [n].
     llm_attribute_uncited: bool = True
+    # The answer prompt's wording (answers/prompt.py WORDINGS), compared on the answer eval
+    # (evals/reports/python-faq/answers.md).
+    llm_prompt_wording: Literal["rules", "cite-each-sentence"] = "rules"
+    # Route before generating (answers/router.py): when the best retrieved passage scores below
+    # these, the answer says at once that the documents do not cover the question (with the
+    # nearest sources) instead of asking the model. Each is the lowest score of 190 answerable
+    # questions (sample corpus and python-faq) less 0.02: 0 of them routed, 16 of 24 hand-written
+    # questions the sample corpus cannot answer routed on the rerank score, 14 on the dense one
+    # (evals/reports/northwind/router.md). None: never route on that signal.
+    answer_router_enabled: bool = True
+    answer_route_min_rerank: float | None = 0.308  # the embedding reranker's best cosine (mpnet)
+    answer_route_min_dense: float | None = 0.275  # the dense retriever's best cosine (MiniLM), without it
     # The semantic answer cache (answers/answer_cache.py). The threshold is the lowest cosine at
     # which no two different python-faq questions (nearest neighbours, same FAQ page) matched,
     # while 67% of hand-written paraphrases did (evals/reports/python-faq/cache_threshold.md).
@@ -299,13 +317,15 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "context": (
         "context_min_score", "context_token_budget", "context_max_blocks", "context_neighbours",
-        "context_max_blocks_per_doc", "context_duplicate_threshold",
+        "context_max_blocks_per_doc", "context_duplicate_threshold", "context_compression", "context_compression_pool",
     ),
     "answers": (
         "llm_providers", "llm_timeout_s", "llm_max_tokens", "llm_model_dir", "llm_local_model", "llm_context_window",
-        "llm_threads", "llm_temperature", "llm_rewrite_followups", "llm_attribute_uncited", "cohere_api_key",
+        "llm_threads", "llm_temperature", "llm_rewrite_followups", "llm_attribute_uncited", "llm_prompt_wording",
+        "cohere_api_key",
         "cohere_chat_model", "cohere_base_url", "openai_base_url", "openai_api_key", "openai_model",
         "answer_cache_enabled", "answer_cache_threshold", "answer_cache_max_entries", "answer_cache_ttl_s",
+        "answer_router_enabled", "answer_route_min_rerank", "answer_route_min_dense",
     ),
     "service": (
         "identities_file", "anonymous_groups", "api_url", "api_key", "ui_dev_user_switch", "host", "port",

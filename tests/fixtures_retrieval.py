@@ -192,6 +192,19 @@ def encoders():
     return DenseEncoder(DEFAULT_EMBEDDING_MODEL), SparseEncoder()
 
 
+MPNET = "sentence-transformers/all-mpnet-base-v2"
+
+
+@pytest.fixture(scope="session")
+def mpnet_reranker():
+    """The default embedding reranker (the packaged all-mpnet-base-v2), loaded once."""
+    from retrieval.rerank import EmbeddingReranker
+
+    reranker = EmbeddingReranker(MPNET, length_prior=0.04)
+    assert reranker.available, reranker.unavailable_reason  # `make setup` installs it
+    return reranker
+
+
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> dict[str, Path]:
     return write_corpus(tmp_path_factory.mktemp("corpus"))

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fixtures_ingest import REPO, Ingester, open_backend
-from fixtures_retrieval import PUBLIC
+from fixtures_live import write_policies
+from fixtures_retrieval import MPNET, PUBLIC
 
 from ingest.jobs import IngestJobs
 from ingest.rerank_fill import RerankVectorFill
@@ -26,25 +27,11 @@ from retrieval.rerank import EmbeddingReranker
 from retrieval.search_schemas import SearchRequest
 from retrieval.service import SearchService
 
-MPNET = "sentence-transformers/all-mpnet-base-v2"
 QUERY = "which clause explains rule 7 of policy 2"
 
 
-@pytest.fixture(scope="module")
-def mpnet():
-    reranker = EmbeddingReranker(MPNET, length_prior=0.04)
-    assert reranker.available, reranker.unavailable_reason  # `make setup` installs it
-    return reranker
-
-
 def make_corpus(root: Path, files: int = 4) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(files):
-        body = "\n\n".join(
-            f"## Part {j}\n\n" + " ".join(f"Policy {i} clause {j} sentence {k} explains rule {i * j + k}." for k in range(6))
-            for j in range(2)
-        )
-        (root / f"policy-{i:02}.md").write_text(f"# Policy {i}\n\n{body}\n")
+    write_policies(root, files, sections=2, sentences=6)
     return root
 
 
@@ -61,19 +48,19 @@ def _filled(ingester: Ingester, vector: str) -> int:
     return ingester.store.count(ingester.settings.collection, Filter(must=(HasVector(vector),)))
 
 
-def test_fill_stores_the_models_encoding_of_each_chunks_indexed_text(ingested, mpnet):
+def test_fill_stores_the_models_encoding_of_each_chunks_indexed_text(ingested, mpnet_reranker):
     ingester, _ = ingested
     store, collection = ingester.store, ingester.settings.collection
-    fill = RerankVectorFill(store, collection, mpnet.encoder, batch_size=5)
+    fill = RerankVectorFill(store, collection, mpnet_reranker.encoder, batch_size=5)
     assert fill.vector not in store.vector_sizes(collection)  # ingestion wrote the first stage only
 
     report = fill.run()
 
     chunks = list(store.scroll(collection))
     assert report.complete and report.encoded == len(chunks) > 5  # several batches
-    assert store.vector_sizes(collection)[fill.vector] == mpnet.encoder.dimension
+    assert store.vector_sizes(collection)[fill.vector] == mpnet_reranker.encoder.dimension
     texts = [passage_text(p.payload["title"], p.payload["section"], p.payload["text"]) for p in chunks]
-    expected = mpnet.encoder.encode_documents(texts)
+    expected = mpnet_reranker.encoder.encode_documents(texts)
     for point, vector in zip(chunks, expected):
         # Qdrant's cosine of the stored vector and the model's fresh encoding of the same text
         assert store.rescore(collection, fill.vector, vector.tolist(), [point.id])[point.id] == pytest.approx(1.0, abs=1e-5)
@@ -82,10 +69,10 @@ def test_fill_stores_the_models_encoding_of_each_chunks_indexed_text(ingested, m
     assert fill.run().encoded == 0  # nothing left: a re-run encodes nothing
 
 
-def test_edits_and_deletions_keep_the_vectors_in_step(ingested, mpnet):
+def test_edits_and_deletions_keep_the_vectors_in_step(ingested, mpnet_reranker):
     ingester, folder = ingested
     store, collection = ingester.store, ingester.settings.collection
-    fill = RerankVectorFill(store, collection, mpnet.encoder)
+    fill = RerankVectorFill(store, collection, mpnet_reranker.encoder)
     fill.run()
 
     (folder / "policy-01.md").write_text("# Policy 1\n\nThe new clause says every laptop is returned on the last day.\n")
@@ -101,10 +88,10 @@ def test_edits_and_deletions_keep_the_vectors_in_step(ingested, mpnet):
     assert not ingester.chunks(path="policy-02.md")
 
 
-def test_a_change_of_reranking_model_drops_the_old_vectors(ingested, mpnet, encoders):
+def test_a_change_of_reranking_model_drops_the_old_vectors(ingested, mpnet_reranker, encoders):
     ingester, _ = ingested
     store, collection = ingester.store, ingester.settings.collection
-    RerankVectorFill(store, collection, mpnet.encoder).run()
+    RerankVectorFill(store, collection, mpnet_reranker.encoder).run()
     minilm = encoders[0]  # another model: its own vector name
     other = RerankVectorFill(store, collection, minilm)
     other.run()
@@ -113,22 +100,22 @@ def test_a_change_of_reranking_model_drops_the_old_vectors(ingested, mpnet, enco
     assert other.pending() == 0
 
 
-def test_search_reads_the_stored_vectors_and_encodes_what_is_not_filled(ingested, mpnet, encoders):
+def test_search_reads_the_stored_vectors_and_encodes_what_is_not_filled(ingested, mpnet_reranker, encoders):
     ingester, _ = ingested
     store, settings = ingester.store, ingester.settings.model_copy(update={"rerank_depth": 20})
-    service = SearchService(settings, store, *encoders, mpnet)
+    service = SearchService(settings, store, *encoders, mpnet_reranker)
     request = SearchRequest(query=QUERY, top_k=20)
     on_the_fly = service.search(request, PUBLIC)  # no vectors stored yet
     assert on_the_fly.rerank.applied
 
-    fill = RerankVectorFill(store, settings.collection, mpnet.encoder, batch_size=4)
+    fill = RerankVectorFill(store, settings.collection, mpnet_reranker.encoder, batch_size=4)
     fill.prepare()
     fill.step()  # partly filled: 4 chunks hold the vector
     assert 0 < _filled(ingester, fill.vector) < store.count(settings.collection)
-    mpnet.clear_cache()  # the partly filled run must not read the first run's encodings
+    mpnet_reranker.clear_cache()  # the partly filled run must not read the first run's encodings
     partly = service.search(request, PUBLIC)
     fill.run()
-    mpnet.clear_cache()
+    mpnet_reranker.clear_cache()
     stored = service.search(request, PUBLIC)
 
     def scores(response):
@@ -139,7 +126,7 @@ def test_search_reads_the_stored_vectors_and_encodes_what_is_not_filled(ingested
         got = scores(response)
         for chunk_id, score in scores(on_the_fly).items():
             assert got[chunk_id] == pytest.approx(score, abs=1e-5)
-    assert mpnet.cached_passages == 0  # everything came from the index: nothing was encoded per chunk
+    assert mpnet_reranker.cached_passages == 0  # everything came from the index: nothing was encoded per chunk
 
 
 # Fills in a child process, printing a line per batch written, so the test can kill it mid-fill.
@@ -164,7 +151,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_kill_9_mid_fill_then_resume_completes_it(tmp_path, encoders, parser_pool, mpnet):
+def test_kill_9_mid_fill_then_resume_completes_it(tmp_path, encoders, parser_pool, mpnet_reranker):
     for kind in ("edge", "server"):
         data_dir = tmp_path / kind
         ingester = Ingester(kind, data_dir, encoders, parser_pool=parser_pool, chunk_tokens=60, chunk_overlap=8)
@@ -185,13 +172,13 @@ def test_kill_9_mid_fill_then_resume_completes_it(tmp_path, encoders, parser_poo
 
         store = open_backend(kind, data_dir)
         try:
-            fill = RerankVectorFill(store, collection, mpnet.encoder)
+            fill = RerankVectorFill(store, collection, mpnet_reranker.encoder)
             left = fill.pending()
             assert 0 < left <= total - 4  # the batches written before the kill are kept
             report = fill.run()
             assert report.complete and report.encoded == left
             point = next(iter(store.scroll(collection, limit=1)))
-            vector = mpnet.encoder.encode_documents(
+            vector = mpnet_reranker.encoder.encode_documents(
                 [passage_text(point.payload["title"], point.payload["section"], point.payload["text"])]
             )[0]
             assert store.rescore(collection, fill.vector, vector.tolist(), [point.id])[point.id] == pytest.approx(1.0, abs=1e-5)
@@ -199,12 +186,12 @@ def test_kill_9_mid_fill_then_resume_completes_it(tmp_path, encoders, parser_poo
             store.close()
 
 
-def test_the_job_runner_fills_between_jobs_and_a_job_goes_first(tmp_path, encoders, mpnet, parser_pool):
+def test_the_job_runner_fills_between_jobs_and_a_job_goes_first(tmp_path, encoders, mpnet_reranker, parser_pool):
     from fixtures_ingest import ingest_settings
 
     settings = ingest_settings(tmp_path, chunk_tokens=60, chunk_overlap=8, rerank_fill_batch=2)
     store = open_backend("edge", tmp_path)
-    jobs = IngestJobs(settings, store, *encoders, parser_pool=parser_pool, rerank_encoder=mpnet.encoder)
+    jobs = IngestJobs(settings, store, *encoders, parser_pool=parser_pool, rerank_encoder=mpnet_reranker.encoder)
     try:
         assert jobs.fill_status().state == "complete"  # nothing indexed: nothing to fill
         assert jobs.wait(jobs.submit(make_corpus(tmp_path / "a")).id, timeout=300).state == "done"
@@ -221,14 +208,14 @@ def test_the_job_runner_fills_between_jobs_and_a_job_goes_first(tmp_path, encode
         store.close()
 
 
-def test_rescore_skips_ids_without_the_vector_on_both_backends(ingested, mpnet):
+def test_rescore_skips_ids_without_the_vector_on_both_backends(ingested, mpnet_reranker):
     ingester, _ = ingested
     store, collection = ingester.store, ingester.settings.collection
-    fill = RerankVectorFill(store, collection, mpnet.encoder, batch_size=3)
+    fill = RerankVectorFill(store, collection, mpnet_reranker.encoder, batch_size=3)
     fill.prepare()
     fill.step()
     ids = [p.id for p in store.scroll(collection)]
-    query = np.asarray(mpnet.encoder.encode_query(QUERY))
+    query = np.asarray(mpnet_reranker.encoder.encode_query(QUERY))
     scores = store.rescore(collection, fill.vector, query.tolist(), ids)
     assert len(scores) == 3 and set(scores) <= set(ids)
 
@@ -258,7 +245,7 @@ def test_cairn_ingest_waits_for_the_vectors_unless_told_to_leave_them(tmp_path):
     assert filled["filled"] == filled["chunks"] == left["chunks"]
 
 
-def test_the_service_reports_the_fill_to_administrators_and_in_health(tmp_path, encoders, parser_pool, mpnet):
+def test_the_service_reports_the_fill_to_administrators_and_in_health(tmp_path, encoders, parser_pool, mpnet_reranker):
     from fastapi.testclient import TestClient
     from fixtures_live import ADMIN_KEY, STAFF_KEY, identities, open_store
 
@@ -271,7 +258,7 @@ def test_the_service_reports_the_fill_to_administrators_and_in_health(tmp_path, 
         tmp_path / "index", reranker="embedding", upload_dir=tmp_path / "uploads", ingest_roots=[tmp_path / "docs"],
         rerank_fill_batch=4,
     )  # fmt: skip
-    runtime = assemble_runtime(settings, identities(), open_store("edge", tmp_path), *encoders, mpnet, parser_pool=parser_pool)
+    runtime = assemble_runtime(settings, identities(), open_store("edge", tmp_path), *encoders, mpnet_reranker, parser_pool=parser_pool)
     make_corpus(tmp_path / "docs" / "policies", files=2)
     app = create_app(runtime.search, runtime.identities, answers=runtime.answers)
     try:

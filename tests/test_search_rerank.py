@@ -9,7 +9,7 @@ import math
 
 import pytest
 from cachetools import LRUCache
-from fixtures_retrieval import PUBLIC, retrieval_settings
+from fixtures_retrieval import MPNET, PUBLIC, retrieval_settings
 
 from ingest.chunking import Chunker
 from ingest.parsing import parse_file
@@ -28,14 +28,6 @@ from retrieval.service import SearchService
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL
 
 QUERY = "what is the meal allowance on business trips abroad"
-MPNET = "sentence-transformers/all-mpnet-base-v2"
-
-
-@pytest.fixture(scope="module")
-def mpnet_reranker():
-    reranker = EmbeddingReranker(MPNET, length_prior=0.04)
-    assert reranker.available, reranker.unavailable_reason  # `make setup` installs it
-    return reranker
 
 
 @pytest.fixture(scope="module")

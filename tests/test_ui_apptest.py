@@ -300,3 +300,17 @@ def test_a_cached_answer_says_so_and_asks_fresh_on_a_click(page, corpus_index):
     assert not at.exception
     assert at.session_state["turns"][0].response.cache.outcome == "refresh"
     assert not [i for i in answers(at)[0].info if "From the answer cache" in i.value]
+
+
+def test_a_question_the_documents_do_not_cover_is_answered_by_the_router_plainly(page, corpus_index):
+    at = ask(page(corpus_index).run(), "Are we allowed to use ChatGPT or other generative AI tools for work?")
+    (message,) = answers(at)
+    response = at.session_state["turns"][0].response
+    assert response.provider == "router" and response.route.signal == "dense" and response.context
+    assert answer_text(message).startswith("The documents do not cover this.")
+    (notice,) = [i.value for i in message.info]
+    assert notice.startswith("**Not covered by the documents**: no language model was asked")
+    assert "Extractive answer" not in notice
+    assert "**Nearest sources** · not close enough to answer from" in markdown_of(message)
+    assert any(c.value == "Answered by the router (before generation)" for c in message.caption)
+    assert f"**[1] {response.context[0].title}**" in markdown_of(message)

@@ -28,8 +28,18 @@ def _print_sources(response: AnswerResponse, console: Console) -> None:
                 f"[yellow]{failure.provider} did not answer:[/yellow] {escape(failure.error)}",
                 highlight=False,
             )
-    label = "extractive, no language model" if response.extractive else response.provider
-    console.print(f"[dim]answered by {escape(label)}[/dim]", highlight=False)
+    route = response.route
+    if route is not None and route.routed:
+        score = "" if route.score is None else f": best {route.signal} score {route.score:.3f} < {route.threshold}"
+        console.print(f"[dim]answered by the router, no language model asked{escape(score)}[/dim]", highlight=False)
+        if response.context:
+            console.print("\n[bold]Nearest sources[/bold] (not close enough to answer from)")
+        for block in response.context:
+            where = block.path + (f", page {block.page}" if block.page else "")
+            console.print(f"[cyan][{block.n}][/cyan] {escape(where)} — {escape(block.title)}", highlight=False)
+    else:
+        label = "extractive, no language model" if response.extractive else response.provider
+        console.print(f"[dim]answered by {escape(label)}[/dim]", highlight=False)
     if response.invalid_citations:
         console.print(
             f"[yellow]{response.invalid_citations} citation(s) to documents that were not sent "
@@ -77,6 +87,9 @@ def ask_command(
     cache: str = typer.Option(
         "use", "--cache", help="use (a cached answer to the same question), bypass, or refresh (answer anew)"
     ),
+    no_route: bool = typer.Option(
+        False, "--no-route", help="always ask the model, even when retrieval finds nothing close enough to answer"
+    ),
 ) -> None:
     """A cited answer from your documents, streamed, with its sources."""
     from pydantic import ValidationError
@@ -92,7 +105,9 @@ def ask_command(
             top_k, mode, fusion, no_rerank, prefetch, token_budget, file_type, path_prefix, modified_after,
             modified_before, source,
         )
-        request = AnswerRequest(question=question, provider=provider, cache=cache, **options.model_dump())
+        request = AnswerRequest(
+            question=question, provider=provider, cache=cache, route=not no_route, **options.model_dump()
+        )
         check_provider_names([provider] if provider else [])  # an unknown provider fails before models load
     except opts.OptionsError as exc:
         raise fail(str(exc), ExitCode.USAGE) from None
