@@ -3,18 +3,28 @@ the real answer service, scored against the set's judgements and gold passages.
 
 Per answer: whether it cites a relevant file, invalid citations (marks outside the blocks
 sent), cited sentences the cited block supports, token F1 and ROUGE-L against the gold passage
-(citation marks removed), whether it is a refusal, and its timings (sources on screen, first
-token, total), tokens per second and prompt tokens where the provider reports them.
+(citation marks removed), whether it is a refusal, whether the router answered it before any
+model (on a set whose every question is answerable, a false refusal), citations the model wrote
+against those attributed after generation, and its timings (sources on screen, first token,
+total), tokens per second and prompt tokens where the provider reports them.
+
+The report keeps every run (``answers.json``: its command, date, load average and rows): a run
+replaces only an earlier run of the same command, so the table compares the chosen defaults with
+every alternative tried, each row from a real run.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
 import statistics
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -45,6 +55,10 @@ class AnswerRecord(BaseModel):
     token_f1: float
     rouge_l: float
     refusal: bool
+    routed: bool = False  # the router answered: no model was asked
+    fallbacks: list[str] = []  # "provider: why its answer was not used" (timeout, unsupported output...)
+    model_citations: int = 0  # citations whose [n] the model wrote
+    attributed_citations: int = 0  # citations matched to an uncited sentence after generation
     sources_ms: float
     first_token_ms: float | None
     total_ms: float
@@ -63,6 +77,8 @@ class AnswerSummary(BaseModel):
     token_f1: float
     rouge_l: float
     refusals: float  # share of answers
+    routed: float | None = None  # share of answers the router gave (None: not measured, older runs)
+    model_citations: float | None = None  # share of citations the model wrote itself (the rest attributed)
     sources_ms_p50: float
     sources_ms_p95: float
     first_token_ms_p50: float | None
@@ -162,6 +178,10 @@ def answer_one(answers, identity, sample: AnswerSample, request: AnswerRequest |
         token_f1=token_f1(response.answer, sample.passage),
         rouge_l=rouge_l(response.answer, sample.passage),
         refusal=is_refusal(response.answer),
+        routed=response.route is not None and response.route.routed,
+        fallbacks=[f"{f.provider}: {f.error}" for f in response.fallbacks],
+        model_citations=sum(not c.attributed for c in response.citations),
+        attributed_citations=sum(c.attributed for c in response.citations),
         sources_ms=round(sources_ms or total_ms, 1),
         first_token_ms=round(first_token_ms, 1) if first_token_ms is not None else None,
         total_ms=round(total_ms, 1),
@@ -185,6 +205,8 @@ def summarise(config: str, seed: int, records: Sequence[AnswerRecord]) -> Answer
     n = len(records)
     cited = sum(r.cited_sentences for r in records)
     firsts = [r.first_token_ms for r in records if r.first_token_ms is not None]
+    written = sum(r.model_citations for r in records)
+    citations = written + sum(r.attributed_citations for r in records)
     return AnswerSummary(
         config=config,
         answers=n,
@@ -195,6 +217,8 @@ def summarise(config: str, seed: int, records: Sequence[AnswerRecord]) -> Answer
         token_f1=round(statistics.fmean(r.token_f1 for r in records), 3),
         rouge_l=round(statistics.fmean(r.rouge_l for r in records), 3),
         refusals=round(sum(r.refusal for r in records) / n, 3),
+        routed=round(sum(r.routed for r in records) / n, 3),
+        model_citations=round(written / citations, 3) if citations else None,
         sources_ms_p50=_percentile([r.sources_ms for r in records], 0.5),
         sources_ms_p95=_percentile([r.sources_ms for r in records], 0.95),
         first_token_ms_p50=_percentile(firsts, 0.5) if firsts else None,
@@ -206,23 +230,103 @@ def summarise(config: str, seed: int, records: Sequence[AnswerRecord]) -> Answer
     )
 
 
-def markdown(summaries: Sequence[AnswerSummary], questions: int, seed: int) -> str:
+_HEADER = (
+    "| config | cites a relevant file | invalid citations / answer | supported cited sentences | citations by the model"
+    " | token F1 | ROUGE-L | refusals | routed | sources p50 / p95 s | first token p50 / p95 s | total p50 / p95 s"
+    " | tokens/s | prompt tokens |"
+)
+
+
+def _row(s: AnswerSummary, label: str) -> str:
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value / 1000:.1f}"
 
-    lines = [
-        f"## Answers ({questions} questions, seed {seed})",
-        "",
-        "| config | cites a relevant file | invalid citations / answer | supported cited sentences | token F1 | ROUGE-L"
-        " | refusals | sources p50 / p95 s | first token p50 / p95 s | total p50 / p95 s | tokens/s | prompt tokens |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for s in summaries:
-        lines.append(
-            f"| {s.config} | {s.cites_relevant:.0%} | {s.invalid_citations:.2f} | {s.supported_sentences:.0%} "
-            f"| {s.token_f1:.3f} | {s.rouge_l:.3f} | {s.refusals:.0%} | {ms(s.sources_ms_p50)} / {ms(s.sources_ms_p95)} "
-            f"| {ms(s.first_token_ms_p50)} / {ms(s.first_token_ms_p95)} | {ms(s.total_ms_p50)} / {ms(s.total_ms_p95)} "
-            f"| {s.tokens_per_s if s.tokens_per_s is not None else '-'} "
-            f"| {s.prompt_tokens if s.prompt_tokens is not None else '-'} |"
-        )
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    return (
+        f"| {label} | {s.cites_relevant:.0%} | {s.invalid_citations:.2f} | {s.supported_sentences:.0%} "
+        f"| {share(s.model_citations)} | {s.token_f1:.3f} | {s.rouge_l:.3f} | {s.refusals:.0%} | {share(s.routed)} "
+        f"| {ms(s.sources_ms_p50)} / {ms(s.sources_ms_p95)} "
+        f"| {ms(s.first_token_ms_p50)} / {ms(s.first_token_ms_p95)} | {ms(s.total_ms_p50)} / {ms(s.total_ms_p95)} "
+        f"| {s.tokens_per_s if s.tokens_per_s is not None else '-'} "
+        f"| {s.prompt_tokens if s.prompt_tokens is not None else '-'} |"
+    )
+
+
+def markdown(summaries: Sequence[AnswerSummary], questions: int, seed: int) -> str:
+    lines = [f"## Answers ({questions} questions, seed {seed})", "", _HEADER, "|" + "---|" * 14]
+    lines += [_row(s, s.config) for s in summaries]
     return "\n".join(lines)
+
+
+class AnswerRun(BaseModel):
+    """One `cairn eval --answers` run as the report keeps it."""
+
+    command: str
+    date: str
+    load_average: tuple[float, float]  # before, after
+    questions: int
+    seed: int
+    summaries: list[AnswerSummary]
+    answers: dict[str, list[AnswerRecord]] = {}
+    note: str | None = None  # what else held for the run (set by hand for runs kept from before)
+
+
+def new_run(
+    command: str, questions: int, seed: int, summaries: list[AnswerSummary], records, load_before: float
+) -> AnswerRun:
+    return AnswerRun(
+        command=command,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        load_average=(round(load_before, 2), round(os.getloadavg()[0], 2)),
+        questions=questions,
+        seed=seed,
+        summaries=summaries,
+        answers=records,
+    )
+
+
+def load_runs(folder: Path) -> list[AnswerRun]:
+    path = Path(folder) / "answers.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [AnswerRun.model_validate(run) for run in data.get("runs", [])]
+
+
+def merge_run(runs: list[AnswerRun], run: AnswerRun) -> list[AnswerRun]:
+    """``run`` added; an earlier run of the same command is replaced by it."""
+    return [r for r in runs if r.command != run.command] + [run]
+
+
+def runs_markdown(runs: Sequence[AnswerRun], notes: str = "") -> str:
+    """Every run's rows in one table (run number first), then the runs: command, date, load."""
+    if not runs:
+        return ""
+    samples = sorted({(r.questions, r.seed) for r in runs})
+    shown = ", ".join(f"{q} questions, seed {s}" for q, s in samples)
+    lines = [f"## Answers ({shown})", "", "Every run's rows (see Runs below): compare times within a run only.", ""]
+    lines += [_HEADER.replace("| config |", "| run | config |"), "|" + "---|" * 15]
+    for number, run in enumerate(runs, 1):
+        lines += [f"| {number} " + _row(s, s.config) for s in run.summaries]
+    lines += ["", "### Runs", ""]
+    for number, run in enumerate(runs, 1):
+        load = f"load average {run.load_average[0]:.1f} before, {run.load_average[1]:.1f} after"
+        lines.append(f"{number}. {run.date}, {load}: `{run.command}`" + (f" ({run.note})" if run.note else ""))
+    if notes.strip():
+        lines += ["", notes.strip()]
+    return "\n".join(lines)
+
+
+def write_runs(folder: Path, runs: list[AnswerRun]) -> str:
+    """answers.json (every run) and answers.md (the table, then ``answers_notes.md`` if present)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    notes_path = folder / "answers_notes.md"
+    text = runs_markdown(runs, notes_path.read_text(encoding="utf-8") if notes_path.is_file() else "")
+    (folder / "answers.md").write_text(text + "\n", encoding="utf-8")
+    (folder / "answers.json").write_text(
+        json.dumps({"runs": [r.model_dump(mode="json") for r in runs]}, indent=1), encoding="utf-8"
+    )
+    return text

@@ -137,7 +137,6 @@ class Settings(BaseSettings):
     context_neighbours: int = 1  # chunks either side of a hit joined when they fit
     context_max_blocks_per_doc: int = 3  # keeps several documents in view
     context_duplicate_threshold: float = 0.9  # token Jaccard above which a chunk is a duplicate
-
     # Sentence compression (retrieval/compress.py): blocks assembled under pool x the budget, then
     # only the sentences closest to the question (dense cosine) kept, in order, within the budget.
     # Off until the answer eval says otherwise (evals/reports/python-faq/answers.md).

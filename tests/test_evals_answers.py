@@ -13,11 +13,15 @@ from evals.answer_eval import (
     AnswerSample,
     answer_one,
     is_refusal,
+    load_runs,
     markdown,
+    merge_run,
+    new_run,
     rouge_l,
     sample_questions,
     summarise,
     token_f1,
+    write_runs,
 )
 from evals.dataset import EvalSet, Judgement, Query
 
@@ -76,6 +80,33 @@ def test_summary_by_hand():
     assert (s.first_token_ms_p50, s.tokens_per_s, s.prompt_tokens) == (4000.0, 8.0, 900)
     assert s.sources_ms_p50 <= s.sources_ms_p95 == 3000.0
     assert "| default | 50% | 1.00 | 50% |" in markdown([s], 2, 13)
+
+
+def test_routed_answers_and_citations_the_model_wrote_by_hand():
+    records = [
+        _record(routed=True, model_citations=0, attributed_citations=0),
+        _record(model_citations=3, attributed_citations=1),
+    ]
+    s = summarise("r", 13, records)
+    assert (s.routed, s.model_citations) == (0.5, 0.75)
+    assert summarise("none", 13, [_record()]).model_citations is None  # no citation at all: not a share
+    assert "| r | 100% | 0.00 | 100% | 75% |" in markdown([s], 2, 13)
+
+
+def test_the_report_keeps_every_run_and_a_rerun_replaces_its_own(tmp_path):
+    first = new_run("cairn eval A", 2, 13, [summarise("a", 13, [_record()])], {}, 1.0)
+    b_rows = [summarise("b", 13, [_record(cites_relevant=False)])]
+    second = new_run("cairn eval B", 2, 13, b_rows, {"b": [_record()]}, 1.0)
+    write_runs(tmp_path, merge_run(merge_run([], first), second))
+    again = new_run("cairn eval A", 2, 13, [summarise("a2", 13, [_record()])], {}, 1.0)
+    runs = merge_run(load_runs(tmp_path), again)
+    assert [r.command for r in runs] == ["cairn eval B", "cairn eval A"]
+    assert runs[0].answers["b"][0].query_id == "q"  # the answers are kept with their run
+    (tmp_path / "answers_notes.md").write_text("Chosen: a2.")
+    text = write_runs(tmp_path, runs)
+    assert "| 1 | b | 0% |" in text and "| 2 | a2 | 100% |" in text and "| a |" not in text
+    assert "`cairn eval A`" in text and text.rstrip().endswith("Chosen: a2.")
+    assert (tmp_path / "answers.md").read_text().strip() == text.strip()
 
 
 def test_one_real_answer_is_scored(answer_search):

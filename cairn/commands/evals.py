@@ -155,12 +155,13 @@ def _extra(specs: list[str]) -> set[str]:
 
 def _answer_eval(runner, evalset, configs, n: int, seed: int, out: Optional[Path], command: str) -> None:
     """The answers, scored; written to answers.md / answers.json beside the retrieval report."""
-    import json
+    import os
 
-    from evals.answer_eval import markdown
+    from evals.answer_eval import load_runs, markdown, merge_run, new_run, write_runs
     from retrieval.store import StoreError
 
     folder = out or Path("evals/reports") / evalset.name
+    load_before = os.getloadavg()[0]
     try:
         with _progress() as progress:
             runner.progress = progress
@@ -168,14 +169,10 @@ def _answer_eval(runner, evalset, configs, n: int, seed: int, out: Optional[Path
     except StoreError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(ExitCode.INDEX_UNAVAILABLE)
-    text = markdown(summaries, n, seed) + f"\n\nReproduce: `{command}`\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "answers.md").write_text(text)
-    records = {name: [r.model_dump() for r in rs] for name, rs in runner.answer_records.items()}
-    (folder / "answers.json").write_text(
-        json.dumps({"summaries": [s.model_dump() for s in summaries], "answers": records}, indent=1)
-    )
-    Console(width=200).print(text)
+    run = new_run(command, n, seed, summaries, dict(runner.answer_records), load_before)
+    # Every earlier run stays in the report; a run of the same command replaces its own.
+    write_runs(folder, merge_run(load_runs(folder), run))
+    Console(width=200).print(markdown(summaries, n, seed) + f"\n\nReproduce: `{command}`\n")
 
 
 def _reproduce(name: str, args: list[str], **options) -> str:
@@ -230,7 +227,9 @@ def _register_other_benches() -> None:
     add their own subcommands when present, and save their sections with bench_report."""
     import importlib
 
-    for module_name in ("evals.bench_search", "evals.bench_answer", "evals.bench_load", "evals.reliability"):
+    for module_name in (
+        "evals.bench_search", "evals.bench_answer", "evals.bench_load", "evals.reliability", "evals.bench_fill",
+    ):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
