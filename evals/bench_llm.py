@@ -36,11 +36,15 @@ DEFAULT_GRID = (
 )
 _KEYS = {"threads", "threads_batch", "batch"}
 # Sample documents read as the prompt: the same kind of text the answers read.
-_PROMPT_FILES = (
-    "data/sample/intranet/travel-expense-policy.html",
-    "data/sample/engineering/incident-runbook-fleet-telemetry.md",
-    "data/sample/it/it-helpdesk-faq.txt",
-    "data/sample/guides/onboarding-guide.md",
+_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+_PROMPT_FILES = tuple(
+    _SAMPLE / name
+    for name in (
+        "intranet/travel-expense-policy.html",
+        "engineering/incident-runbook-fleet-telemetry.md",
+        "it/it-helpdesk-faq.txt",
+        "guides/onboarding-guide.md",
+    )
 )
 
 
@@ -81,7 +85,7 @@ def parse_setting(text: str) -> LlamaSetting:
 
 def fixed_prompt(llama, tokens: int) -> list[int]:
     """The first ``tokens`` tokens of the sample documents, always the same."""
-    text = "\n\n".join(Path(p).read_text(encoding="utf-8", errors="replace") for p in _PROMPT_FILES)
+    text = "\n\n".join(p.read_text(encoding="utf-8", errors="replace") for p in _PROMPT_FILES)
     ids = llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
     if len(ids) < tokens:
         raise ValueError(f"the sample documents hold only {len(ids)} tokens; ask for fewer with --prompt-tokens")
