@@ -22,6 +22,7 @@ from typing import Sequence
 from pydantic import BaseModel
 
 from ingest.parser_pool import ParserPool
+from ingest.rerank_fill import RerankVectorFill
 from ingest.pipeline import IngestPipeline, IngestReport, fingerprint_of
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.index_schema import files_collection
@@ -126,9 +127,13 @@ class AliasReindexer:
         dense: DenseEncoder,
         sparse: SparseEncoder,
         parser_pool: ParserPool | None = None,
+        rerank_encoder: DenseEncoder | None = None,
     ) -> None:
+        """``rerank_encoder``: the embedding reranker's model; the new collection gets its vectors
+        before the switch, so searches never rerank slower after it."""
         self.settings = settings
         self.alias = settings.collection
+        self.rerank_encoder = rerank_encoder
         self.store = store
         self.dense = dense
         self.sparse = sparse
@@ -167,6 +172,8 @@ class AliasReindexer:
                     f"nothing could be indexed from {', '.join(map(str, folders))}: "
                     f"'{self.alias}' was left as it was; see the failures above"
                 )
+            if self.rerank_encoder is not None:
+                RerankVectorFill(self.store, new, self.rerank_encoder).run()
         except BaseException:
             self._discard(new)  # a half-built collection is never switched to
             raise

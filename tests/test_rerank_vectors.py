@@ -275,3 +275,21 @@ def test_the_service_reports_the_fill_to_administrators_and_in_health(tmp_path, 
             assert health["rerank_vectors_filled"] == health["chunks"] == body["chunks"]
     finally:
         runtime.close()
+
+
+def test_a_reindex_stores_the_vectors_before_it_switches(tmp_path, encoders, parser_pool, mpnet_reranker):
+    from fixtures_ingest import ingest_settings
+
+    from ingest.reindex import AliasReindexer
+
+    settings = ingest_settings(tmp_path, chunk_tokens=60, chunk_overlap=8)
+    store = open_backend("edge", tmp_path)
+    reindexer = AliasReindexer(settings, store, *encoders, parser_pool=parser_pool, rerank_encoder=mpnet_reranker.encoder)
+    try:
+        report = reindexer.run([make_corpus(tmp_path / "docs", files=2)])
+        assert report.switched and store.aliases()[settings.collection] == report.collection
+        progress = index_stats(store, settings.collection, MPNET).rerank_vectors  # read through the alias
+        assert progress is not None and progress.filled == progress.chunks > 0
+    finally:
+        reindexer.close()
+        store.close()

@@ -73,6 +73,12 @@ def reindex_command(
         False, "--no-switch", help="Only build the new collection; switch later with `cairn index switch`."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    fill_later: bool = typer.Option(
+        False,
+        "--fill-later",
+        help="Switch without the reranking model's vectors (a serving process fills them in the background; "
+        "until then reranking encodes candidates per question). By default they are stored before the switch.",
+    ),
 ) -> None:
     """Re-index into a new collection, then switch the alias to it (no downtime).
 
@@ -82,11 +88,13 @@ def reindex_command(
     index is locked or unreachable."""
     settings = load_settings(collection=alias)
 
+    from cairn.commands.ingest import rerank_encoder_of
     from ingest.reindex import AliasReindexer
     from retrieval.encoders import build_encoders
 
     with _store(settings) as store:
-        reindexer = AliasReindexer(settings, store, *build_encoders(settings.models))
+        rerank = None if fill_later else rerank_encoder_of(settings)
+        reindexer = AliasReindexer(settings, store, *build_encoders(settings.models), rerank_encoder=rerank)
         try:
             report = reindexer.run(
                 folders, drop_old=drop_old, allow_missing_sources=allow_missing_sources, switch=not no_switch

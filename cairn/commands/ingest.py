@@ -92,7 +92,7 @@ def ingest(
         _in_the_server(settings, holder, folder, source, not no_delete, as_json, watch, bar, api_key, fill_later)
 
 
-def _rerank_encoder(settings: Settings):
+def rerank_encoder_of(settings: Settings):
     """The embedding reranker's model, loaded to fill its vectors; None for other rerankers."""
     from retrieval.rerank import EmbeddingReranker, build_reranker, stored_vector_model
 
@@ -127,7 +127,7 @@ def _in_this_process(
     jobs = None
     try:
         dense, sparse = build_encoders(settings.models)
-        rerank_encoder = None if fill_later else _rerank_encoder(settings)
+        rerank_encoder = None if fill_later else rerank_encoder_of(settings)
         # the progress polls read while the worker writes: one call at a time on a store that asks for it
         jobs = IngestJobs(settings, store, dense, sparse, store_lock=threading.RLock(), rerank_encoder=rerank_encoder)
         submit = _refusals_as_usage(lambda: jobs.submit(folder, source, delete_missing))
