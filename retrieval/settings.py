@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     llm_local_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     llm_context_window: int = 4096
     llm_threads: int = 2
+    # Prompt reading: threads (None: llm_threads) and batch size. On the shared 2 cores (load 3.5,
+    # evals/reports/bench/llm-qwen2.5-coder-1.5b-instruct-q4_k_m.json) batch 64-1,024 read a
+    # 1,000-token prompt alike (34-38 tokens/s), so llama.cpp's 512 stays. 1 or 3 batch threads
+    # read 7-16% faster than 2 there, but only because another process held a core (2 threads
+    # wait on each other when one is preempted); that does not carry to idle cores: measure idle.
+    llm_threads_batch: int | None = Field(default=None, ge=1)
+    llm_batch: int = Field(default=512, ge=1)
     llm_temperature: float = 0.0  # grounded answers: greedy decoding, no sampling creativity
     llm_rewrite_followups: bool = True  # rewrite follow-ups into standalone queries with the LLM
     # Mark an answer's uncited sentences with the block holding most of their words (flagged as
@@ -320,9 +327,9 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "answers": (
         "llm_providers", "llm_timeout_s", "llm_max_tokens", "llm_model_dir", "llm_local_model", "llm_context_window",
-        "llm_threads", "llm_temperature", "llm_rewrite_followups", "llm_attribute_uncited", "llm_prompt_wording",
-        "cohere_api_key",
-        "cohere_chat_model", "cohere_base_url", "openai_base_url", "openai_api_key", "openai_model",
+        "llm_threads", "llm_threads_batch", "llm_batch", "llm_temperature", "llm_rewrite_followups",
+        "llm_attribute_uncited", "llm_prompt_wording", "cohere_api_key", "cohere_chat_model", "cohere_base_url",
+        "openai_base_url", "openai_api_key", "openai_model",
         "answer_cache_enabled", "answer_cache_threshold", "answer_cache_max_entries", "answer_cache_ttl_s",
         "answer_router_enabled", "answer_route_min_rerank", "answer_route_min_dense",
     ),

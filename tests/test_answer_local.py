@@ -125,3 +125,12 @@ def test_qwen_rewrites_a_follow_up(qwen_settings):
     assert rewritten is not None and rewritten.by == "local", rewritten
     assert "expire" in rewritten.query.lower()
     assert re.search(r"vacation|carried|days", rewritten.query.lower())
+
+
+def test_the_prompt_reading_threads_and_batch_reach_llama_cpp(smollm2_settings):
+    settings = smollm2_settings.model_copy(update={"llm_threads_batch": 1, "llm_batch": 64})
+    llama = LocalProvider(settings).llm._model().llama
+    assert (llama.context_params.n_threads, llama.context_params.n_threads_batch) == (2, 1)
+    assert (llama.context_params.n_batch, llama.context_params.n_ubatch) == (64, 64)
+    default = LocalProvider(smollm2_settings).llm._model().llama
+    assert (default.context_params.n_threads_batch, default.context_params.n_batch) == (2, 512)

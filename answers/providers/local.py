@@ -103,7 +103,7 @@ class _LoadedModel:
     openings: OpeningCaches = field(default_factory=OpeningCaches)
 
 
-_loaded: dict[tuple[str, int, int], _LoadedModel] = {}
+_loaded: dict[tuple[str, int, int, int, int], _LoadedModel] = {}
 _loading = threading.Lock()
 
 
@@ -156,15 +156,24 @@ def generation_stats(
     return stats
 
 
-def load_model(path: Path, context_window: int, threads: int) -> _LoadedModel:
-    """Load a GGUF file once per process (a 1 GB model takes seconds to map)."""
-    key = (str(Path(path).resolve()), context_window, threads)
+def load_model(
+    path: Path, context_window: int, threads: int, threads_batch: int | None = None, batch: int = 512
+) -> _LoadedModel:
+    """Load a GGUF file once per process (a 1 GB model takes seconds to map). ``threads`` decode
+    (one token at a time), ``threads_batch`` read the prompt in batches of ``batch`` tokens."""
+    key = (str(Path(path).resolve()), context_window, threads, threads_batch or threads, batch)
     with _loading:
         if key not in _loaded:
             from llama_cpp import Llama
 
             llama = Llama(
-                model_path=key[0], n_ctx=context_window, n_threads=threads, verbose=False
+                model_path=key[0],
+                n_ctx=context_window,
+                n_threads=threads,
+                n_threads_batch=threads_batch or threads,
+                n_batch=batch,
+                n_ubatch=batch,
+                verbose=False,
             )
             _loaded[key] = _LoadedModel(llama=llama, lock=threading.Lock())
         return _loaded[key]
@@ -176,6 +185,8 @@ class LlamaCppLLM(CustomLLM):
     model_path: str
     context_window: int = 4096
     threads: int = 2
+    threads_batch: int | None = None  # None: as many as ``threads``
+    batch: int = 512
     max_tokens: int = 400
     temperature: float = 0.0
 
@@ -193,7 +204,7 @@ class LlamaCppLLM(CustomLLM):
         )
 
     def _model(self) -> _LoadedModel:
-        return load_model(Path(self.model_path), self.context_window, self.threads)
+        return load_model(Path(self.model_path), self.context_window, self.threads, self.threads_batch, self.batch)
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -323,6 +334,8 @@ class LocalProvider(LLMProvider):
             model_path=str(self.model_path),
             context_window=self.settings.llm_context_window,
             threads=self.settings.llm_threads,
+            threads_batch=self.settings.llm_threads_batch,
+            batch=self.settings.llm_batch,
             max_tokens=self.settings.llm_max_tokens,
             temperature=self.settings.llm_temperature,
         )
