@@ -35,6 +35,7 @@ from evals.dataset import EvalSet, Query
 from retrieval.words import words
 
 _MARK = re.compile(r"\[[^\]]{1,20}\]")
+_NOT_A_MODEL = ("extractive", "router")  # providers that quote or decline: no model wrote their answer
 
 
 class AnswerSample(BaseModel):
@@ -78,7 +79,8 @@ class AnswerSummary(BaseModel):
     rouge_l: float
     refusals: float  # share of answers
     routed: float | None = None  # share of answers the router gave (None: not measured, older runs)
-    model_citations: float | None = None  # share of citations the model wrote itself (the rest attributed)
+    model_answered: float | None = None  # share written by a language model (no fallback to quotes, not routed)
+    model_citations: float | None = None  # of those answers' citations, the share the model wrote (the rest attributed)
     sources_ms_p50: float
     sources_ms_p95: float
     first_token_ms_p50: float | None
@@ -205,8 +207,10 @@ def summarise(config: str, seed: int, records: Sequence[AnswerRecord]) -> Answer
     n = len(records)
     cited = sum(r.cited_sentences for r in records)
     firsts = [r.first_token_ms for r in records if r.first_token_ms is not None]
-    written = sum(r.model_citations for r in records)
-    citations = written + sum(r.attributed_citations for r in records)
+    # Citations of the model's own answers only: quoted (extractive) answers carry their marks by construction.
+    by_model = [r for r in records if r.provider not in _NOT_A_MODEL]
+    written = sum(r.model_citations for r in by_model)
+    citations = written + sum(r.attributed_citations for r in by_model)
     return AnswerSummary(
         config=config,
         answers=n,
@@ -218,6 +222,7 @@ def summarise(config: str, seed: int, records: Sequence[AnswerRecord]) -> Answer
         rouge_l=round(statistics.fmean(r.rouge_l for r in records), 3),
         refusals=round(sum(r.refusal for r in records) / n, 3),
         routed=round(sum(r.routed for r in records) / n, 3),
+        model_answered=round(len(by_model) / n, 3),
         model_citations=round(written / citations, 3) if citations else None,
         sources_ms_p50=_percentile([r.sources_ms for r in records], 0.5),
         sources_ms_p95=_percentile([r.sources_ms for r in records], 0.95),
@@ -231,7 +236,8 @@ def summarise(config: str, seed: int, records: Sequence[AnswerRecord]) -> Answer
 
 
 _HEADER = (
-    "| config | cites a relevant file | invalid citations / answer | supported cited sentences | citations by the model"
+    "| config | cites a relevant file | invalid citations / answer | supported cited sentences | written by the model"
+    " | its citations by the model"
     " | token F1 | ROUGE-L | refusals | routed | sources p50 / p95 s | first token p50 / p95 s | total p50 / p95 s"
     " | tokens/s | prompt tokens |"
 )
@@ -246,7 +252,7 @@ def _row(s: AnswerSummary, label: str) -> str:
 
     return (
         f"| {label} | {s.cites_relevant:.0%} | {s.invalid_citations:.2f} | {s.supported_sentences:.0%} "
-        f"| {share(s.model_citations)} | {s.token_f1:.3f} | {s.rouge_l:.3f} | {s.refusals:.0%} | {share(s.routed)} "
+        f"| {share(s.model_answered)} | {share(s.model_citations)} | {s.token_f1:.3f} | {s.rouge_l:.3f} | {s.refusals:.0%} | {share(s.routed)} "
         f"| {ms(s.sources_ms_p50)} / {ms(s.sources_ms_p95)} "
         f"| {ms(s.first_token_ms_p50)} / {ms(s.first_token_ms_p95)} | {ms(s.total_ms_p50)} / {ms(s.total_ms_p95)} "
         f"| {s.tokens_per_s if s.tokens_per_s is not None else '-'} "
@@ -255,7 +261,7 @@ def _row(s: AnswerSummary, label: str) -> str:
 
 
 def markdown(summaries: Sequence[AnswerSummary], questions: int, seed: int) -> str:
-    lines = [f"## Answers ({questions} questions, seed {seed})", "", _HEADER, "|" + "---|" * 14]
+    lines = [f"## Answers ({questions} questions, seed {seed})", "", _HEADER, "|" + "---|" * 15]
     lines += [_row(s, s.config) for s in summaries]
     return "\n".join(lines)
 
@@ -307,7 +313,7 @@ def runs_markdown(runs: Sequence[AnswerRun], notes: str = "") -> str:
     samples = sorted({(r.questions, r.seed) for r in runs})
     shown = ", ".join(f"{q} questions, seed {s}" for q, s in samples)
     lines = [f"## Answers ({shown})", "", "Every run's rows (see Runs below): compare times within a run only.", ""]
-    lines += [_HEADER.replace("| config |", "| run | config |"), "|" + "---|" * 15]
+    lines += [_HEADER.replace("| config |", "| run | config |"), "|" + "---|" * 16]
     for number, run in enumerate(runs, 1):
         lines += [f"| {number} " + _row(s, s.config) for s in run.summaries]
     lines += ["", "### Runs", ""]

@@ -141,7 +141,9 @@ class Settings(BaseSettings):
     context_duplicate_threshold: float = 0.9  # token Jaccard above which a chunk is a duplicate
     # Sentence compression (retrieval/compress.py): blocks assembled under pool x the budget, then
     # only the sentences closest to the question (dense cosine) kept, in order, within the budget.
-    # Off until the answer eval says otherwise (evals/reports/python-faq/answers.md).
+    # Off: on python-faq it lowered context recall from 0.880 to 0.632 (pool 2, budget 700) and
+    # 0.530 (pool 2.8, budget 500), and relevant-file citations from 8/10 to 6/10 on the answer
+    # eval, both budgets (evals/reports/python-faq/answers.md).
     context_compression: bool = False
     context_compression_pool: float = Field(default=2.0, ge=1.0, le=10.0)
 

@@ -84,13 +84,15 @@ def test_summary_by_hand():
 
 def test_routed_answers_and_citations_the_model_wrote_by_hand():
     records = [
-        _record(routed=True, model_citations=0, attributed_citations=0),
+        _record(provider="router", routed=True, model_citations=0, attributed_citations=0),
         _record(model_citations=3, attributed_citations=1),
+        _record(provider="extractive", model_citations=2, attributed_citations=0),  # quotes: not the model's
+        _record(model_citations=0, attributed_citations=0),
     ]
     s = summarise("r", 13, records)
-    assert (s.routed, s.model_citations) == (0.5, 0.75)
+    assert (s.routed, s.model_answered, s.model_citations) == (0.25, 0.5, 0.75)
     assert summarise("none", 13, [_record()]).model_citations is None  # no citation at all: not a share
-    assert "| r | 100% | 0.00 | 100% | 75% |" in markdown([s], 2, 13)
+    assert "| r | 100% | 0.00 | 100% | 50% | 75% |" in markdown([s], 2, 13)
 
 
 def test_the_report_keeps_every_run_and_a_rerun_replaces_its_own(tmp_path):
