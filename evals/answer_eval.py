@@ -252,7 +252,8 @@ def _row(s: AnswerSummary, label: str) -> str:
 
     return (
         f"| {label} | {s.cites_relevant:.0%} | {s.invalid_citations:.2f} | {s.supported_sentences:.0%} "
-        f"| {share(s.model_answered)} | {share(s.model_citations)} | {s.token_f1:.3f} | {s.rouge_l:.3f} | {s.refusals:.0%} | {share(s.routed)} "
+        f"| {share(s.model_answered)} | {share(s.model_citations)} | {s.token_f1:.3f} | {s.rouge_l:.3f} "
+        f"| {s.refusals:.0%} | {share(s.routed)} "
         f"| {ms(s.sources_ms_p50)} / {ms(s.sources_ms_p95)} "
         f"| {ms(s.first_token_ms_p50)} / {ms(s.first_token_ms_p95)} | {ms(s.total_ms_p50)} / {ms(s.total_ms_p95)} "
         f"| {s.tokens_per_s if s.tokens_per_s is not None else '-'} "
