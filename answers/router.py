@@ -18,6 +18,9 @@ from answers.schemas import RouteInfo
 from retrieval.search_schemas import ContextResponse
 
 ROUTED_ANSWER = "The documents do not cover this. The nearest sources found are listed below."
+NOTHING_FOUND = (
+    "The documents do not cover this: no documents were found for this question. Try other words or fewer filters."
+)
 
 
 def route_signal(context: ContextResponse) -> tuple[Literal["rerank", "dense"], float] | None:

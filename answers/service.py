@@ -19,7 +19,7 @@ from answers.providers import (
     build_provider,
 )
 from answers.rewrite import FollowUpRewriter, RewrittenQuery
-from answers.router import ROUTED_ANSWER, AnswerRouter
+from answers.router import NOTHING_FOUND, ROUTED_ANSWER, AnswerRouter
 from answers.schemas import (
     AnswerEvent,
     AnswerRequest,
@@ -238,13 +238,14 @@ class AnswerService:
         blocks = list(context.blocks)
         rewritten_query = rewritten.query if rewritten else None
         yield ContextEvent(rewritten_query=rewritten_query, context=blocks, retrieval=context)
+        text = ROUTED_ANSWER if blocks else NOTHING_FOUND
         timings["first_token_ms"] = elapsed_ms(started)
-        yield TokenEvent(provider="router", text=ROUTED_ANSWER)
+        yield TokenEvent(provider="router", text=text)
         timings["total_ms"] = elapsed_ms(started)
         yield FinalEvent(
             response=AnswerResponse(
                 question=question,
-                answer=ROUTED_ANSWER,
+                answer=text,
                 provider="router",
                 extractive=True,
                 fallbacks=[],

@@ -10,7 +10,7 @@ import pytest
 from fixtures_answer import answer_settings
 from fixtures_retrieval import PUBLIC
 
-from answers.router import ROUTED_ANSWER, AnswerRouter
+from answers.router import NOTHING_FOUND, ROUTED_ANSWER, AnswerRouter
 from answers.schemas import AnswerRequest, ContextEvent, FinalEvent, TokenEvent
 from answers.service import AnswerService, final_response
 from retrieval.search_schemas import ContextResponse, Hit, RerankInfo, StageScore, StageScores
@@ -139,3 +139,4 @@ def test_nothing_retrieved_is_routed_without_a_score(sample_search):
     response = next(e.response for e in events if isinstance(e, FinalEvent))
     assert response.provider == "router" and response.context == []
     assert (response.route.signal, response.route.score) == ("none", None)
+    assert response.answer == NOTHING_FOUND  # no "nearest sources" to point at
