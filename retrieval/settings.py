@@ -130,11 +130,12 @@ class Settings(BaseSettings):
     # Drop reranked hits whose rerank score is below it; unused without a reranker, since
     # fused (RRF) scores are rank-based and say nothing absolute about relevance.
     context_min_score: float | None = None
-    # In the answer model's tokens. 700 on the answer eval (evals/reports/python-faq/answers.md,
-    # 10 questions): relevant-file citations 9/10 against 7/10 at 1,500, the same supported
-    # sentences and overlap with the gold answer, first token ~3x sooner (the prompt is most of
-    # the wait on a CPU).
-    context_token_budget: int = 700
+    # In the answer model's tokens; the prompt is most of the wait for the first token on a CPU.
+    # On the answer eval (evals/reports/python-faq/answers.md): 700 against 1,500, relevant-file
+    # citations 9/10 against 7/10, first token ~3x sooner; then 600 against 700 on 30 questions
+    # not used to choose it, the same citations (24/30) and supported sentences (100%), first
+    # token p50 7.4 against 8.8 s on idle cores, context recall 0.856 against 0.880.
+    context_token_budget: int = 600
     context_max_blocks: int = 8
     context_neighbours: int = 1  # chunks either side of a hit joined when they fit
     context_max_blocks_per_doc: int = 3  # keeps several documents in view
@@ -157,11 +158,11 @@ class Settings(BaseSettings):
     llm_local_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     llm_context_window: int = 4096
     llm_threads: int = 2
-    # Prompt reading: threads (None: llm_threads) and batch size. On the shared 2 cores (load 3.5,
-    # evals/reports/bench/llm-qwen2.5-coder-1.5b-instruct-q4_k_m.json) batch 64-1,024 read a
-    # 1,000-token prompt alike (34-38 tokens/s), so llama.cpp's 512 stays. 1 or 3 batch threads
-    # read 7-16% faster than 2 there, but only because another process held a core (2 threads
-    # wait on each other when one is preempted); that does not carry to idle cores: measure idle.
+    # Prompt reading: threads (None: llm_threads) and batch size. On 2 idle cores
+    # (evals/reports/bench/llm-qwen2.5-coder-1.5b-instruct-q4_k_m.json) a 1,000-token prompt was
+    # read at 104 tokens/s with batch 512 or 256, 99 with 128, and 54 with one batch thread, so
+    # llama.cpp's 512 and as many threads as cores stay. (Under load 3.5, batch 64-1,024 were alike
+    # and 1 or 3 threads read 7-16% faster than 2, only because another process held a core.)
     llm_threads_batch: int | None = Field(default=None, ge=1)
     llm_batch: int = Field(default=512, ge=1)
     llm_temperature: float = 0.0  # grounded answers: greedy decoding, no sampling creativity
