@@ -1,6 +1,10 @@
 """Follow-up questions: rewrite "and what about the second one?" into a standalone query before
 retrieval, with the LLM when one is ready, else by prepending the previous question's key terms.
-The original wording is kept for the answer itself."""
+
+A question that stands on its own is not rewritten, even mid-conversation: on a CPU the rewrite
+costs the model seconds of reading before retrieval can start. ``stands_alone`` tells them apart
+by the words a follow-up leans on the conversation with (pronouns that point back, an opening
+"and"/"what about", a fragment of one or two content words)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,15 @@ from answers.sentences import content_words, key_terms
 
 _MAX_QUERY_CHARS = 300
 _PLAIN_TERMS = 8  # enough to carry the topic, few enough not to drown the follow-up
+# Words that point back into a conversation. "there" only outside "is there"/"are there".
+_POINTING_BACK = re.compile(
+    r"\b(it|its|itself|they|them|their|theirs|themselves|this|that|these|those|he|him|his|she|her|"
+    r"hers|former|latter|same|else|above|previous|ones|(which|the \w+) one)\b"
+    r"|(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )\bthere\b",
+    re.I,
+)
+_OPENS_AS_FOLLOW_UP = re.compile(r"^\W*(and|but|or|so|also|then|what about|how about|what if|why not)\b", re.I)
+_FRAGMENT_WORDS = 1  # "In France?", "Why?", "For contractors?" lean on what came before
 _LABEL = re.compile(
     r"^\s*(standalone (question|query)|rewritten (question|query)|query)\s*:\s*", re.I
 )
@@ -26,6 +39,21 @@ class RewrittenQuery:
     query: str
     by: str  # the provider that rewrote it, or "plain"
     llm_error: str | None = None  # why the LLM rewrite was not used, when it was tried
+
+
+def stands_alone(question: str) -> bool:
+    """Whether ``question`` can be searched and answered without the conversation before it:
+    no word pointing back, no follow-up opening, more than a fragment. Wrong either way costs
+    little: a standalone question read as a follow-up is rewritten (seconds, as before), and a
+    follow-up read as standalone is searched as asked, its wording shown with the answer."""
+    if _POINTING_BACK.search(question) or _OPENS_AS_FOLLOW_UP.search(question):
+        return False
+    return len(content_words(question)) > _FRAGMENT_WORDS
+
+
+def is_follow_up(question: str, history: Sequence[ChatTurn]) -> bool:
+    """Whether ``question`` is read against the conversation in ``history``."""
+    return any(turn.role == "user" for turn in history) and not stands_alone(question)
 
 
 def plain_rewrite(question: str, history: Sequence[ChatTurn]) -> str:
@@ -57,8 +85,8 @@ class FollowUpRewriter:
         self.use_llm = use_llm
 
     def rewrite(self, question: str, history: Sequence[ChatTurn]) -> RewrittenQuery | None:
-        """None without history: the question is already standalone."""
-        if not any(turn.role == "user" for turn in history):
+        """None without history, or for a question that stands alone."""
+        if not is_follow_up(question, history):
             return None
         error = None
         if self.use_llm and self.provider is not None:

@@ -18,7 +18,7 @@ from answers.providers import (
     LLMProvider,
     build_provider,
 )
-from answers.rewrite import FollowUpRewriter, RewrittenQuery
+from answers.rewrite import FollowUpRewriter, RewrittenQuery, is_follow_up
 from answers.router import NOTHING_FOUND, ROUTED_ANSWER, AnswerRouter
 from answers.schemas import (
     AnswerEvent,
@@ -151,7 +151,8 @@ class AnswerService:
         if self.search is None:
             raise RuntimeError("AnswerService was built without a search service to retrieve from")
         # A follow-up is read against its conversation: its answer is not the question's alone.
-        cache = self.cache if self.cache is not None and not request.history else None
+        follow_up = is_follow_up(request.question, request.history)
+        cache = self.cache if self.cache is not None and not follow_up else None
         outcome = request.cache if cache is not None else None
         key = self._cache_key(request) if cache is not None else ""
         if cache is not None and request.cache == "use":
@@ -215,7 +216,7 @@ class AnswerService:
         yield from self.stream_from_context(
             question,
             context.blocks,
-            history=history,
+            history=history if rewritten is not None else (),  # a question that stands alone needs none
             provider=provider,
             rewritten=rewritten,
             timings=timings,
@@ -278,10 +279,14 @@ class AnswerService:
         blocks = list(blocks)
         yield ContextEvent(rewritten_query=rewritten.query if rewritten else None, context=blocks, retrieval=retrieval)
 
+        # A follow-up the model rewrote is answered as rewritten, without the earlier turns that
+        # would otherwise lengthen the prompt it reads before its first token; a plain rewrite
+        # (key terms put in front) reads worse than the conversation, which stays.
+        asked, turns = (rewritten.query, ()) if rewritten and rewritten.by != "plain" else (question, history)
         request = GenerationInput(
-            question=question,
+            question=asked,
             blocks=blocks,
-            messages=build_answer_messages(question, blocks, history, self.settings.llm_prompt_wording),
+            messages=build_answer_messages(asked, blocks, turns, self.settings.llm_prompt_wording),
         )
         step = time.perf_counter()
         first_token: dict[str, float] = {}  # provider -> ms since the request started

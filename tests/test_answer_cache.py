@@ -141,7 +141,18 @@ def test_a_follow_up_is_never_served_from_the_cache(cached_answers):
 
     from answers.schemas import ChatTurn
 
-    question = "How many vacation days can be carried over?"
+    question = "How many of them can be carried over?"  # "them": read against the conversation
     _final(cached_answers, question, PUBLIC)
     history = [ChatTurn(role="user", content="Tell me about leave."), ChatTurn(role="assistant", content="Sure.")]
     assert _final(cached_answers, question, PUBLIC, history=history).cache is None
+
+
+def test_a_question_that_stands_alone_mid_conversation_may_come_from_the_cache(cached_answers):
+    from fixtures_retrieval import PUBLIC
+
+    from answers.schemas import ChatTurn
+
+    question = "How many vacation days can be carried over?"
+    _final(cached_answers, question, PUBLIC)
+    history = [ChatTurn(role="user", content="Tell me about leave."), ChatTurn(role="assistant", content="Sure.")]
+    assert _final(cached_answers, question, PUBLIC, history=history).cache.outcome == "hit"
