@@ -32,7 +32,12 @@ from retrieval.settings import get_settings  # noqa: E402
 from runtime import build_runtime  # noqa: E402
 
 # Where the sample corpus's question table lives (it moved once; the first that exists wins).
-_QUESTIONS = (Path("data/sample/questions.md"), Path("data/sample_build/questions.md"))
+QUESTION_FILES = (Path("data/sample/questions.md"), Path("data/sample_build/questions.md"))
+
+
+def sample_questions_file() -> Path:
+    """The first of QUESTION_FILES that exists (the first one when none does)."""
+    return next((p for p in QUESTION_FILES if p.is_file()), QUESTION_FILES[0])
 
 
 @dataclass
@@ -124,12 +129,12 @@ def _summary(rows: list[AnswerTiming]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--questions", type=Path, default=None, help=f"default: {_QUESTIONS}")
+    parser.add_argument("--questions", type=Path, default=None, help=f"default: {QUESTION_FILES}")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("evals/runs/bench_answer.json"))
     args = parser.parse_args(argv)
 
-    path = args.questions or next((p for p in _QUESTIONS if p.is_file()), _QUESTIONS[0])
+    path = args.questions or sample_questions_file()
     if not path.is_file():
         print(f"error: {path} is missing (the sample questions)", file=sys.stderr)
         return 2

@@ -229,6 +229,7 @@ def _register_other_benches() -> None:
 
     for module_name in (
         "evals.bench_search", "evals.bench_answer", "evals.bench_load", "evals.reliability", "evals.bench_fill",
+        "evals.bench_chat_page",
     ):
         try:
             module = importlib.import_module(module_name)
