@@ -4,7 +4,7 @@ retrieval, with the LLM when one is ready, else by prepending the previous quest
 A question that stands on its own is not rewritten, even mid-conversation: on a CPU the rewrite
 costs the model seconds of reading before retrieval can start. ``stands_alone`` tells them apart
 by the words a follow-up leans on the conversation with (pronouns that point back, an opening
-"and"/"what about", a fragment of one or two content words)."""
+"and"/"what about", a fragment of one content word or none)."""
 
 from __future__ import annotations
 
