@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from evals.bench_answer import SampleQuestion, read_questions, sample_questions_file
+from evals.load_service import free_port, log_tail, stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 _CHROMIUM_ARGS = [
@@ -77,16 +77,10 @@ class ChatPageBench:
         return round(statistics.median(values), 2) if values else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _chat_page(index: Path, collection: str, environ: Mapping[str, str], log: Path) -> Iterator[str]:
     """`cairn ui` serving ``index`` with ``environ``'s settings, the answer cache off."""
-    port = _free_port()
+    port = free_port()
     env = dict(environ) | {
         "CAIRN_DATA_DIR": str(index),
         "CAIRN_COLLECTION": collection,
@@ -94,29 +88,24 @@ def _chat_page(index: Path, collection: str, environ: Mapping[str, str], log: Pa
     }
     with log.open("w") as out:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("cairn")), "ui", "--port", str(port)],
+            [sys.executable, "-m", "cairn", "ui", "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"`cairn ui` exited early:\n{log.read_text()[-2000:]}")
+                raise RuntimeError(f"`cairn ui` exited early:\n{log_tail(log)}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"`cairn ui` did not listen in 120 s:\n{log.read_text()[-2000:]}") from None
+                    raise RuntimeError(f"`cairn ui` did not listen in 120 s:\n{log_tail(log)}") from None
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _ask(page, item: SampleQuestion, messages_before: int) -> PageTiming:

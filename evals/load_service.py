@@ -182,7 +182,7 @@ def service_env(index: BuiltIndex, provider: Provider | None, extra: dict[str, s
     return env
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+def log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -195,7 +195,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
         if process.poll() is not None:
             raise ServiceStartError(
                 f"`cairn serve` exited with code {process.returncode} before answering; its log ({log}):\n"
-                + _log_tail(log)
+                + log_tail(log)
             )
         try:
             response = httpx.get(f"{url}/health", timeout=5, trust_env=False)
@@ -205,11 +205,12 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
             pass
         time.sleep(0.5)
     raise ServiceStartError(
-        f"`cairn serve` did not answer /health within {timeout_s:g} s; its log ({log}):\n" + _log_tail(log)
+        f"`cairn serve` did not answer /health within {timeout_s:g} s; its log ({log}):\n" + log_tail(log)
     )
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
+    """Ctrl-C for a served process (`cairn serve`, `cairn ui`), killed if it has not stopped in time."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)  # uvicorn shuts down and the runtime closes the index
         try:
@@ -243,7 +244,7 @@ def started_service(
         started = time.monotonic()
         with open(log, "wb") as log_file:
             process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        stack.callback(_stop, process)
+        stack.callback(stop_process, process)
         _wait_healthy(url, process, log, startup_timeout_s)
         chain = json.loads(env["CAIRN_LLM_PROVIDERS"]) if "CAIRN_LLM_PROVIDERS" in env else ["(environment)"]
         shown = {k: env[k] for k in sorted(set(extra) | _CAPACITY)}

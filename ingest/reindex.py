@@ -22,8 +22,8 @@ from typing import Sequence
 from pydantic import BaseModel
 
 from ingest.parser_pool import ParserPool
-from ingest.rerank_fill import RerankVectorFill
 from ingest.pipeline import IngestPipeline, IngestReport, fingerprint_of
+from ingest.rerank_fill import RerankVectorFill
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.index_schema import files_collection
 from retrieval.settings import Settings
